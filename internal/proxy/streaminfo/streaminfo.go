@@ -1,0 +1,140 @@
+// Package streaminfo records what happened to one request or connection:
+// timings, byte counts, the upstream chosen and Envoy's response flags. The
+// connection manager fills it in; access logs and metrics read it when the
+// stream completes.
+package streaminfo
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/headers"
+)
+
+// ResponseFlags is a set of Envoy response flags.
+type ResponseFlags uint32
+
+// The flags, in Envoy's order (the order %RESPONSE_FLAGS% prints them).
+const (
+	FailedLocalHealthCheck ResponseFlags = 1 << iota
+	NoHealthyUpstream
+	UpstreamRequestTimeout
+	LocalReset
+	UpstreamRemoteReset
+	UpstreamConnectionFailure
+	UpstreamConnectionTermination
+	UpstreamOverflow
+	NoRouteFound
+	DelayInjected
+	FaultInjected
+	RateLimited
+	UnauthorizedExternalService
+	RateLimitServiceError
+	DownstreamConnectionTermination
+	UpstreamRetryLimitExceeded
+	StreamIdleTimeout
+	InvalidEnvoyRequestHeaders
+	DownstreamProtocolError
+	UpstreamMaxStreamDurationReached
+	ResponseFromCacheFilter
+	NoFilterConfigFound
+	DurationTimeout
+	UpstreamProtocolError
+	NoClusterFound
+	OverloadManager
+	DNSResolutionFailed
+	DropOverload
+	DownstreamRemoteReset
+	UnconditionalDropOverload
+	numFlags = iota
+)
+
+var flagNames = [numFlags]string{
+	"LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE",
+	"DC", "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF",
+	"DO", "DR", "UDO",
+}
+
+// String renders the flags as Envoy does: short names joined by commas, or
+// "-" when none is set.
+func (f ResponseFlags) String() string {
+	if f == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for i := 0; i < numFlags; i++ {
+		if f&(1<<i) == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(flagNames[i])
+	}
+	return b.String()
+}
+
+// AppendTo appends the String form to dst without allocating.
+func (f ResponseFlags) AppendTo(dst []byte) []byte {
+	if f == 0 {
+		return append(dst, '-')
+	}
+	first := true
+	for i := 0; i < numFlags; i++ {
+		if f&(1<<i) == 0 {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, flagNames[i]...)
+	}
+	return dst
+}
+
+// ParseFlag returns the flag for an Envoy short name such as "UH".
+func ParseFlag(name string) (ResponseFlags, bool) {
+	for i, n := range flagNames {
+		if n == name {
+			return 1 << i, true
+		}
+	}
+	return 0, false
+}
+
+// Info is what one HTTP stream (or TCP connection) did. It is owned by the
+// goroutine serving the stream and handed, read-only, to observers when the
+// stream completes.
+type Info struct {
+	StartTime time.Time
+	// Duration is the time from StartTime to the last byte sent downstream.
+	Duration time.Duration
+	// FirstUpstreamByte is the time from StartTime to the upstream's first
+	// response byte (0 when there was no upstream response).
+	FirstUpstreamByte time.Duration
+
+	Protocol     headers.Protocol
+	ResponseCode int
+	Flags        ResponseFlags
+	// Details says why a local reply was sent, in Envoy's words
+	// (%RESPONSE_CODE_DETAILS%), for example "route_not_found".
+	Details string
+
+	BytesReceived int64 // request body bytes from downstream
+	BytesSent     int64 // response body bytes to downstream
+
+	DownstreamRemote netip.AddrPort
+	DownstreamLocal  netip.AddrPort
+
+	RouteName       string
+	UpstreamCluster string
+	UpstreamHost    string // host:port of the upstream endpoint
+}
+
+// Reset clears the record for reuse.
+func (i *Info) Reset() { *i = Info{} }
+
+// SetFlag adds f to the recorded flags.
+func (i *Info) SetFlag(f ResponseFlags) { i.Flags |= f }
