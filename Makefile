@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test vet fmt-check unit bench fuzz clean
+.PHONY: all build test vet fmt-check unit bench bench-quick fuzz clean
 
 all: build
 
@@ -22,8 +22,14 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+# Side-by-side proxy benchmark (weft-proxy, nginx, HAProxy); see bench/README.md.
+# Extra flags: make bench BENCH_ARGS="--only nginx,haproxy --runs 3".
 bench:
-	./bench/run.sh
+	./bench/run.sh $(BENCH_ARGS)
+
+# Smoke run of the benchmark: 3 s at 1,000 req/s per cell.
+bench-quick:
+	./bench/run.sh --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf bin/

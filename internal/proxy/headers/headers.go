@@ -297,3 +297,32 @@ func equalFoldString(b []byte, s string) bool {
 
 // EqualFold reports whether b equals s ignoring ASCII case.
 func EqualFold(b []byte, s string) bool { return equalFoldString(b, s) }
+
+// DelFold removes every field whose name equals name ignoring ASCII case,
+// and returns how many it removed. It lets callers delete by a name taken
+// from another header (Connection tokens) without converting it.
+func (m *Map) DelFold(name []byte) int {
+	j := 0
+	for i := range m.Fields {
+		if len(m.Fields[i].Name) == len(name) && bytes.EqualFold(m.Fields[i].Name, name) {
+			continue
+		}
+		m.Fields[j] = m.Fields[i]
+		j++
+	}
+	n := len(m.Fields) - j
+	clear(m.Fields[j:])
+	m.Fields = m.Fields[:j]
+	return n
+}
+
+// NextToken splits the first comma-separated token off list and returns it
+// trimmed of white space, with the rest of the list. Loop with
+// `for tok, rest := NextToken(v); tok != nil || len(rest) > 0; tok, rest = NextToken(rest)`
+// or use it until rest is empty.
+func NextToken(list []byte) (tok, rest []byte) {
+	if i := bytes.IndexByte(list, ','); i >= 0 {
+		return TrimOWS(list[:i]), list[i+1:]
+	}
+	return TrimOWS(list), nil
+}

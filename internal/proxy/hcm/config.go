@@ -1,0 +1,266 @@
+// Package hcm is weft-proxy's HTTP connection manager
+// (envoy.filters.network.http_connection_manager): it takes a downstream
+// connection from the listener, picks the codec (HTTP/1.1 or HTTP/2, by
+// configuration or by sniffing the HTTP/2 preface), turns each request into
+// a Stream, applies Envoy's request header rules (x-forwarded-for,
+// x-forwarded-proto, x-request-id, hop-by-hop headers), resolves the route
+// and runs the HTTP filter chain, whose last filter (the router) forwards
+// the request upstream.
+//
+// It also owns connection-level behaviour: idle and request timeouts,
+// header limits, Envoy-style local replies for protocol errors, draining
+// (HTTP/1 "connection: close", HTTP/2 GOAWAY) and the http.<stat_prefix>.*
+// statistics.
+package hcm
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/httpfilter"
+	"github.com/weftmesh/weft/internal/proxy/network"
+	"github.com/weftmesh/weft/internal/proxy/router"
+	"github.com/weftmesh/weft/internal/proxy/stats"
+)
+
+// Options are what a connection manager needs from the server.
+type Options struct {
+	Stats      *stats.Store
+	Filters    *httpfilter.Registry
+	FilterDeps httpfilter.Deps
+	Drain      network.Draining
+	// OnStreamDone, when set, is called with every completed stream (access
+	// logs and tests observe streams through it). It must not keep s.
+	OnStreamDone func(s *httpfilter.Stream)
+}
+
+type codecType uint8
+
+const (
+	codecAuto codecType = iota
+	codecHTTP1
+	codecHTTP2
+)
+
+// serverHeader is server_header_transformation.
+type serverHeader uint8
+
+const (
+	serverOverwrite serverHeader = iota
+	serverAppendIfAbsent
+	serverPassThrough
+)
+
+// Manager is one configured http_connection_manager. It implements
+// network.Handler. It is immutable except for its route table, which is
+// swapped atomically (RDS).
+type Manager struct {
+	o     Options
+	codec codecType
+	stats *connStats
+
+	routes  atomic.Pointer[router.Table]
+	filters []httpfilter.Filter
+
+	idleTimeout           time.Duration // connection with no stream
+	streamIdleTimeout     time.Duration
+	requestTimeout        time.Duration
+	requestHeadersTimeout time.Duration
+	drainTimeout          time.Duration
+	maxConnDuration       time.Duration
+
+	useRemoteAddress   bool
+	xffTrustedHops     int
+	skipXFFAppend      bool
+	generateRequestID  bool
+	preserveExternalID bool
+
+	maxRequestHeadersBytes int
+	maxHeaders             int
+	serverName             string
+	serverHeader           serverHeader
+	upgrades               map[string]bool // lower-case upgrade type → enabled
+	acceptHTTP10           bool
+	defaultHost10          string
+	rejectUnderscores      bool
+	dropUnderscores        bool
+
+	h2cfg h2Settings
+	// suppressEnvoyHeaders is the router's setting, mirrored here for the
+	// response path.
+	suppressEnvoyHeaders bool
+
+	date  dateCache
+	conns connSet
+	h2    h2Server
+
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+type h2Settings struct {
+	maxConcurrentStreams uint32
+	streamWindow         uint32
+	connWindow           uint32
+}
+
+// New builds a connection manager from its configuration. cfg must have
+// passed bootstrap validation; errors name the field.
+func New(cfg *hcmv3.HttpConnectionManager, o Options) (*Manager, error) {
+	m := &Manager{
+		o:                      o,
+		idleTimeout:            time.Hour,
+		streamIdleTimeout:      5 * time.Minute,
+		drainTimeout:           5 * time.Second,
+		useRemoteAddress:       cfg.GetUseRemoteAddress().GetValue(),
+		xffTrustedHops:         int(cfg.GetXffNumTrustedHops()),
+		skipXFFAppend:          cfg.GetSkipXffAppend(),
+		generateRequestID:      true,
+		preserveExternalID:     cfg.GetPreserveExternalRequestId(),
+		maxRequestHeadersBytes: 60 << 10,
+		maxHeaders:             100,
+		serverName:             "weft",
+		upgrades:               map[string]bool{},
+		acceptHTTP10:           cfg.GetHttpProtocolOptions().GetAcceptHttp_10(),
+		defaultHost10:          cfg.GetHttpProtocolOptions().GetDefaultHostForHttp_10(),
+	}
+	switch cfg.GetCodecType() {
+	case hcmv3.HttpConnectionManager_AUTO:
+		m.codec = codecAuto
+	case hcmv3.HttpConnectionManager_HTTP1:
+		m.codec = codecHTTP1
+	case hcmv3.HttpConnectionManager_HTTP2:
+		m.codec = codecHTTP2
+	default:
+		return nil, fmt.Errorf("codec_type: %s is not supported (AUTO, HTTP1, HTTP2)", cfg.GetCodecType())
+	}
+	if cfg.GetStatPrefix() == "" {
+		return nil, fmt.Errorf("stat_prefix: required")
+	}
+	m.stats = newConnStats(o.Stats.Root(), cfg.GetStatPrefix())
+	if v := cfg.GetGenerateRequestId(); v != nil {
+		m.generateRequestID = v.GetValue()
+	}
+	if v := cfg.GetMaxRequestHeadersKb(); v != nil {
+		m.maxRequestHeadersBytes = int(v.GetValue()) << 10
+	}
+	if s := cfg.GetServerName(); s != "" {
+		m.serverName = s
+	}
+	switch cfg.GetServerHeaderTransformation() {
+	case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
+		m.serverHeader = serverAppendIfAbsent
+	case hcmv3.HttpConnectionManager_PASS_THROUGH:
+		m.serverHeader = serverPassThrough
+	}
+	if err := m.timeouts(cfg); err != nil {
+		return nil, err
+	}
+	if p := cfg.GetHttp2ProtocolOptions(); p != nil {
+		m.h2cfg = h2Settings{
+			maxConcurrentStreams: p.GetMaxConcurrentStreams().GetValue(),
+			streamWindow:         p.GetInitialStreamWindowSize().GetValue(),
+			connWindow:           p.GetInitialConnectionWindowSize().GetValue(),
+		}
+	}
+	for i, u := range cfg.GetUpgradeConfigs() {
+		t := strings.ToLower(u.GetUpgradeType())
+		if t == "" {
+			return nil, fmt.Errorf("upgrade_configs[%d].upgrade_type: required", i)
+		}
+		m.upgrades[t] = u.GetEnabled() == nil || u.GetEnabled().GetValue()
+	}
+	if cfg.GetProxy_100Continue() {
+		return nil, fmt.Errorf("proxy_100_continue: not supported by weft-proxy (it answers 100-continue itself, Envoy's default)")
+	}
+	rc := cfg.GetRouteConfig()
+	if rc == nil {
+		return nil, fmt.Errorf("route_config: an inline route_config is required (rds is not supported yet)")
+	}
+	table, err := router.Compile(rc, router.CompileOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("route_config: %w", err)
+	}
+	m.routes.Store(table)
+	if err := m.buildFilters(cfg); err != nil {
+		return nil, err
+	}
+	m.done = make(chan struct{})
+	go m.drainLoop()
+	return m, nil
+}
+
+// Close releases the manager's background work. Connections it serves are
+// not affected.
+func (m *Manager) Close() { m.closeOnce.Do(func() { close(m.done) }) }
+
+func (m *Manager) timeouts(cfg *hcmv3.HttpConnectionManager) error {
+	common := cfg.GetCommonHttpProtocolOptions()
+	if d := common.GetIdleTimeout(); d != nil {
+		m.idleTimeout = d.AsDuration() // 0 disables
+	}
+	if d := common.GetMaxConnectionDuration(); d != nil {
+		m.maxConnDuration = d.AsDuration()
+	}
+	if v := common.GetMaxHeadersCount(); v != nil {
+		m.maxHeaders = int(v.GetValue())
+	}
+	switch common.GetHeadersWithUnderscoresAction() {
+	case 1: // REJECT_REQUEST
+		m.rejectUnderscores = true
+	case 2: // DROP_HEADER
+		m.dropUnderscores = true
+	}
+	if common.GetMaxStreamDuration() != nil {
+		return fmt.Errorf("common_http_protocol_options.max_stream_duration: not supported by weft-proxy yet")
+	}
+	if d := cfg.GetStreamIdleTimeout(); d != nil {
+		m.streamIdleTimeout = d.AsDuration()
+	}
+	if d := cfg.GetRequestTimeout(); d != nil {
+		m.requestTimeout = d.AsDuration()
+	}
+	if d := cfg.GetRequestHeadersTimeout(); d != nil {
+		m.requestHeadersTimeout = d.AsDuration()
+	}
+	if d := cfg.GetDrainTimeout(); d != nil {
+		m.drainTimeout = d.AsDuration()
+	}
+	return nil
+}
+
+func (m *Manager) buildFilters(cfg *hcmv3.HttpConnectionManager) error {
+	n := len(cfg.GetHttpFilters())
+	if n == 0 {
+		return fmt.Errorf("http_filters: empty; the last filter must be envoy.filters.http.router")
+	}
+	for i, hf := range cfg.GetHttpFilters() {
+		path := fmt.Sprintf("http_filters[%d]", i)
+		if hf.GetTypedConfig() == nil {
+			return fmt.Errorf("%s (%s).typed_config: required", path, hf.GetName())
+		}
+		f, terminal, err := m.o.Filters.Build(hf.GetTypedConfig(), m.o.FilterDeps)
+		if err != nil {
+			return fmt.Errorf("%s (%s): %w", path, hf.GetName(), err)
+		}
+		if terminal != (i == n-1) {
+			if terminal {
+				return fmt.Errorf("%s (%s): the router must be the last HTTP filter", path, hf.GetName())
+			}
+			return fmt.Errorf("%s (%s): the last HTTP filter must be envoy.filters.http.router", path, hf.GetName())
+		}
+		if s, ok := f.(interface{ SuppressEnvoyHeaders() bool }); ok && s.SuppressEnvoyHeaders() {
+			m.suppressEnvoyHeaders = true
+		}
+		m.filters = append(m.filters, f)
+	}
+	return nil
+}
+
+// SetRoutes replaces the route table (RDS).
+func (m *Manager) SetRoutes(t *router.Table) { m.routes.Store(t) }

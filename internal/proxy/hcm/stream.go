@@ -1,0 +1,190 @@
+package hcm
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/headers"
+	"github.com/weftmesh/weft/internal/proxy/httpfilter"
+	"github.com/weftmesh/weft/internal/proxy/streaminfo"
+)
+
+// handle runs one request through the connection manager: header checks and
+// rewrites, route resolution, the filter chain, and the stats at the end.
+// It returns once the response is complete (or the stream was reset).
+func (m *Manager) handle(s *httpfilter.Stream, keepAlive bool) {
+	m.stats.rqTotal.Inc()
+	m.stats.rqActive.Inc()
+	s.Info.Protocol = s.Req.Protocol
+	s.Info.DownstreamLocal = s.Conn.Local
+	s.Info.DownstreamRemote = s.Conn.Remote
+	s.SuppressEnvoyHeaders = m.suppressEnvoyHeaders
+	if m.checkRequest(s) {
+		m.mutateRequestHeaders(s)
+		m.route(s)
+	}
+	if !s.W.HeadersSent() {
+		// A filter returned without answering: a bug, not bad input.
+		httpfilter.SendLocalReply(s, 500, "", 0, "filter_chain_incomplete")
+	}
+	m.finishStream(s)
+}
+
+// route resolves the route and runs the filter chain.
+func (m *Manager) route(s *httpfilter.Stream) {
+	s.Route, s.VirtualHost = m.routes.Load().Route(&s.Req)
+	if s.Req.UpgradeProto != nil && !m.upgradeAllowed(s) {
+		m.stats.rqWsOnNonWs.Inc()
+		s.CloseConnection = true
+		httpfilter.SendLocalReply(s, 403, "", 0, "upgrade_failed")
+		return
+	}
+	if s.Route == nil {
+		m.stats.noRoute.Inc()
+		httpfilter.SendLocalReply(s, 404, "", streaminfo.NoRouteFound, "route_not_found")
+		return
+	}
+	for _, f := range m.filters {
+		if f.DecodeHeaders(s) == httpfilter.Stop {
+			return
+		}
+	}
+}
+
+// upgradeAllowed applies upgrade_configs: the route's setting for the
+// upgrade type wins over the connection manager's.
+func (m *Manager) upgradeAllowed(s *httpfilter.Stream) bool {
+	hcmAllows := m.upgrades[string(s.Req.UpgradeProto)]
+	if s.Route != nil {
+		return s.Route.UpgradeAllowed(s.Req.UpgradeProto, hcmAllows)
+	}
+	return hcmAllows
+}
+
+// finishStream records the end of a stream.
+func (m *Manager) finishStream(s *httpfilter.Stream) {
+	s.Info.Duration = time.Since(s.Info.StartTime)
+	m.stats.rqActive.Dec()
+	m.stats.recordResponse(s.Info.ResponseCode)
+	m.stats.rqTime.Record(float64(s.Info.Duration) / float64(time.Millisecond))
+	if m.o.OnStreamDone != nil {
+		m.o.OnStreamDone(s)
+	}
+}
+
+func (m *Manager) draining() bool { return m.o.Drain != nil && m.o.Drain.Draining() }
+
+// checkRequest applies the connection manager's request checks and answers
+// the request itself when one fails. It reports whether processing goes on.
+func (m *Manager) checkRequest(s *httpfilter.Stream) bool {
+	r := &s.Req
+	if r.Protocol == headers.HTTP10 {
+		if !m.acceptHTTP10 {
+			s.CloseConnection = true
+			httpfilter.SendLocalReply(s, 426, "", streaminfo.DownstreamProtocolError, "low_version")
+			return false
+		}
+		if r.Authority == nil && m.defaultHost10 != "" {
+			r.Authority = []byte(m.defaultHost10)
+		}
+	}
+	if len(r.Authority) == 0 {
+		httpfilter.SendLocalReply(s, 400, "", streaminfo.DownstreamProtocolError, "missing_host_header")
+		return false
+	}
+	if len(r.Path) == 0 || r.Path[0] != '/' && !(string(r.Path) == "*" && string(r.Method) == "OPTIONS") {
+		httpfilter.SendLocalReply(s, 400, "", streaminfo.DownstreamProtocolError, "invalid_path")
+		return false
+	}
+	if m.rejectUnderscores || m.dropUnderscores {
+		for i := 0; i < len(r.Fields); i++ {
+			if bytes.IndexByte(r.Fields[i].Name, '_') < 0 {
+				continue
+			}
+			if m.rejectUnderscores {
+				httpfilter.SendLocalReply(s, 400, "", streaminfo.DownstreamProtocolError, "unexpected_underscore")
+				return false
+			}
+			r.Fields = append(r.Fields[:i], r.Fields[i+1:]...)
+			i--
+		}
+	}
+	if ct := r.Get(headers.ContentType); bytes.HasPrefix(ct, []byte("application/grpc")) {
+		s.GRPC = true
+	}
+	removeHopByHop(&r.Map, r.UpgradeProto != nil)
+	if r.UpgradeProto != nil && string(r.UpgradeProto) == "h2c" {
+		// Envoy ignores HTTP/1 h2c upgrades and proxies the request as is.
+		r.UpgradeProto = nil
+		r.Del(headers.Upgrade)
+		r.Del("http2-settings")
+	}
+	return true
+}
+
+// removeHopByHop removes the connection-specific request headers: the
+// fields Connection names, and the hop-by-hop fields of RFC 9110 §7.6.1.
+// For an upgrade, "connection: upgrade" and Upgrade are kept (the router
+// forwards them). "te: trailers" is kept, as Envoy keeps it.
+func removeHopByHop(h *headers.Map, upgrade bool) {
+	if conn := h.Get(headers.Connection); conn != nil {
+		deleteNominated(h, conn)
+	}
+	h.Del(headers.Connection)
+	h.Del(headers.KeepAlive)
+	h.Del(headers.ProxyConnection)
+	h.Del(headers.TransferEncoding)
+	if te := h.Get(headers.TE); te != nil && !headers.HasToken(te, "trailers") {
+		h.Del(headers.TE)
+	} else if te != nil {
+		h.Set(headers.TE, "trailers")
+	}
+	if upgrade {
+		h.Set(headers.Connection, "upgrade")
+	} else {
+		h.Del(headers.Upgrade)
+	}
+}
+
+// deleteNominated removes the fields a Connection header names, except the
+// tokens with their own meaning (close, keep-alive, upgrade, te).
+func deleteNominated(h *headers.Map, conn []byte) {
+	for rest := conn; len(rest) > 0; {
+		var tok []byte
+		tok, rest = headers.NextToken(rest)
+		if len(tok) == 0 || headers.EqualFold(tok, "close") || headers.EqualFold(tok, "keep-alive") ||
+			headers.EqualFold(tok, "upgrade") || headers.EqualFold(tok, "te") {
+			continue
+		}
+		h.DelFold(tok)
+	}
+}
+
+// prepareResponse applies the connection manager's response rules: remove
+// hop-by-hop headers, set date and the server header.
+func (m *Manager) prepareResponse(h *headers.Response, upgrade bool) {
+	if h.Len() > 0 {
+		if conn := h.Get(headers.Connection); conn != nil {
+			deleteNominated(&h.Map, conn)
+		}
+		h.Del(headers.Connection)
+		h.Del(headers.KeepAlive)
+		h.Del(headers.ProxyConnection)
+		h.Del(headers.TransferEncoding)
+		if !upgrade {
+			h.Del(headers.Upgrade)
+		}
+	}
+	if upgrade {
+		h.Set(headers.Connection, "upgrade")
+	}
+	h.SetRef("date", m.date.get(time.Now()))
+	switch m.serverHeader {
+	case serverOverwrite:
+		h.Set(headers.Server, m.serverName)
+	case serverAppendIfAbsent:
+		if !h.Has(headers.Server) {
+			h.Set(headers.Server, m.serverName)
+		}
+	}
+}

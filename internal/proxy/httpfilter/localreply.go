@@ -1,0 +1,94 @@
+package httpfilter
+
+import (
+	"strconv"
+
+	"github.com/weftmesh/weft/internal/proxy/headers"
+	"github.com/weftmesh/weft/internal/proxy/streaminfo"
+)
+
+// Envoy's local reply bodies.
+const (
+	BodyNoHealthyUpstream = "no healthy upstream"
+	BodyUpstreamTimeout   = "upstream request timeout"
+	BodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+	BodyOverflow          = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+	BodyConnTermination   = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+	BodyProtocolError     = "upstream connect error or disconnect/reset before headers. reset reason: protocol error"
+)
+
+// SendLocalReply answers the request from the proxy itself, as Envoy's
+// sendLocalReply does: a text/plain body for HTTP, or a gRPC trailers-only
+// response (HTTP 200 with grpc-status and grpc-message) for gRPC requests.
+// It records status, flag and details in s.Info. It does nothing if the
+// response has started; the caller must then reset the stream instead.
+func SendLocalReply(s *Stream, status int, body string, flag streaminfo.ResponseFlags, details string) {
+	s.Info.SetFlag(flag)
+	if s.W.HeadersSent() {
+		return
+	}
+	s.Info.Details = details
+	s.Info.ResponseCode = status
+	r := &s.Resp
+	r.Reset()
+	var num [20]byte
+	if s.GRPC {
+		r.Status = 200
+		r.Set(headers.ContentType, "application/grpc")
+		r.SetBytes(headers.GRPCStatus, strconv.AppendInt(num[:0], int64(GRPCStatusFromHTTP(status)), 10))
+		if body != "" {
+			r.SetBytes(headers.GRPCMessage, appendPercentEncoded(nil, body))
+		}
+		s.W.WriteHeaders(r, true)
+		return
+	}
+	r.Status = status
+	if body == "" || string(s.Req.Method) == "HEAD" {
+		if body != "" {
+			r.Set(headers.ContentType, "text/plain")
+		}
+		r.SetBytes(headers.ContentLength, strconv.AppendInt(num[:0], int64(len(body)), 10))
+		s.W.WriteHeaders(r, true)
+		return
+	}
+	r.Set(headers.ContentType, "text/plain")
+	r.SetBytes(headers.ContentLength, strconv.AppendInt(num[:0], int64(len(body)), 10))
+	if s.W.WriteHeaders(r, false) == nil {
+		s.W.Write([]byte(body))
+		s.Info.BytesSent += int64(len(body))
+	}
+	s.W.Finish(nil)
+}
+
+// GRPCStatusFromHTTP maps an HTTP status to a gRPC status code as the gRPC
+// specification's "HTTP to gRPC Status Code Mapping" (and Envoy) does.
+func GRPCStatusFromHTTP(status int) int {
+	switch status {
+	case 400:
+		return 13 // INTERNAL
+	case 401:
+		return 16 // UNAUTHENTICATED
+	case 403:
+		return 7 // PERMISSION_DENIED
+	case 404:
+		return 12 // UNIMPLEMENTED
+	case 429, 502, 503, 504:
+		return 14 // UNAVAILABLE
+	}
+	return 2 // UNKNOWN
+}
+
+// appendPercentEncoded encodes a grpc-message value: bytes outside
+// printable ASCII and '%' are percent-encoded (gRPC over HTTP/2 spec).
+func appendPercentEncoded(dst []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c > '~' || c == '%' {
+			dst = append(dst, '%', hex[c>>4], hex[c&15])
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

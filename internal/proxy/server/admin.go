@@ -1,0 +1,180 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"time"
+
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/weftmesh/weft/internal/proxy/admin"
+)
+
+// buildAdmin binds the admin listener at the bootstrap's admin.address.
+// Without an admin address there is no admin, as in Envoy.
+func (s *Server) buildAdmin() error {
+	sa := s.o.Bootstrap.GetAdmin().GetAddress().GetSocketAddress()
+	if sa == nil {
+		return nil
+	}
+	ip, err := netip.ParseAddr(sa.GetAddress())
+	if err != nil {
+		return fmt.Errorf("address.socket_address.address: %q is not an IP address", sa.GetAddress())
+	}
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, uint16(sa.GetPortValue())).String())
+	if err != nil {
+		return fmt.Errorf("address: %w", err)
+	}
+	s.adminLn = ln
+	s.admin = admin.New(admin.Options{
+		Stats:           s.stats,
+		ServerInfo:      s.serverInfo,
+		State:           s.serverState,
+		ConfigDump:      s.configDump,
+		Clusters:        s.clusterStatuses,
+		Quit:            s.Quit,
+		HealthCheckFail: func() { s.healthFailed.Store(true) },
+		HealthCheckOK:   func() { s.healthFailed.Store(false) },
+		Logger:          s.log,
+	})
+	return nil
+}
+
+// serverState is Envoy's: DRAINING while health checks are failed.
+func (s *Server) serverState() adminv3.ServerInfo_State {
+	st := adminv3.ServerInfo_State(s.state.Load())
+	if st == adminv3.ServerInfo_LIVE && s.healthFailed.Load() {
+		return adminv3.ServerInfo_DRAINING
+	}
+	return st
+}
+
+func (s *Server) serverInfo() *adminv3.ServerInfo {
+	up := durationpb.New(time.Since(s.started).Truncate(time.Second))
+	return &adminv3.ServerInfo{
+		Version:            "weft-proxy/" + Version,
+		State:              s.serverState(),
+		UptimeCurrentEpoch: up,
+		UptimeAllEpochs:    up,
+		HotRestartVersion:  "disabled",
+		CommandLineOptions: &adminv3.CommandLineOptions{
+			ConfigPath:  s.o.ConfigPath,
+			Concurrency: uint32(s.o.Concurrency),
+			LogLevel:    s.o.LogLevel,
+			DrainTime:   durationpb.New(s.o.DrainTime),
+			Mode:        adminv3.CommandLineOptions_Serve,
+		},
+		Node: s.o.Bootstrap.GetNode(),
+	}
+}
+
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(fmt.Sprintf("server: marshal %T: %v", m, err)) // a registered type always marshals
+	}
+	return a
+}
+
+// configDump is /config_dump: the bootstrap, then listeners, clusters and
+// route configurations, each a typed config as Envoy prints them.
+func (s *Server) configDump() *adminv3.ConfigDump {
+	ts := timestamppb.New(s.configured)
+	d := &adminv3.ConfigDump{}
+	d.Configs = append(d.Configs, mustAny(&adminv3.BootstrapConfigDump{Bootstrap: s.o.Bootstrap, LastUpdated: ts}))
+	ld := &adminv3.ListenersConfigDump{}
+	rd := &adminv3.RoutesConfigDump{}
+	for _, bl := range s.listeners {
+		ld.StaticListeners = append(ld.StaticListeners, &adminv3.ListenersConfigDump_StaticListener{Listener: mustAny(bl.cfg), LastUpdated: ts})
+		for _, rc := range inlineRoutes(bl.cfg) {
+			rd.StaticRouteConfigs = append(rd.StaticRouteConfigs, &adminv3.RoutesConfigDump_StaticRouteConfig{RouteConfig: mustAny(rc), LastUpdated: ts})
+		}
+	}
+	cd := &adminv3.ClustersConfigDump{}
+	for _, c := range s.clusters.Clusters() {
+		cd.StaticClusters = append(cd.StaticClusters, &adminv3.ClustersConfigDump_StaticCluster{Cluster: mustAny(c.Config()), LastUpdated: timestamppb.New(c.LastUpdated())})
+	}
+	d.Configs = append(d.Configs, mustAny(cd), mustAny(ld), mustAny(rd))
+	return d
+}
+
+// clusterStatuses is /clusters.
+func (s *Server) clusterStatuses() *adminv3.Clusters {
+	out := &adminv3.Clusters{}
+	for _, c := range s.clusters.Clusters() {
+		cs := &adminv3.ClusterStatus{Name: c.Name(), ObservabilityName: c.Name()}
+		for _, h := range c.Hosts() {
+			ap := h.AddrPort()
+			loc := h.Locality()
+			hs := &adminv3.HostStatus{
+				Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+					Address: ap.Addr().String(), PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(ap.Port())},
+				}}},
+				Stats: []*adminv3.SimpleMetric{
+					counter("cx_total", uint64(h.Stats.CxTotal.Value())),
+					gauge("cx_active", h.Stats.CxActive.Value()),
+					counter("cx_connect_fail", h.Stats.CxConnectFail.Value()),
+					counter("rq_total", h.Stats.RqTotal.Value()),
+					gauge("rq_active", h.Stats.RqActive.Value()),
+					counter("rq_error", h.Stats.RqError.Value()),
+					counter("rq_success", h.Stats.RqSuccess.Value()),
+					counter("rq_timeout", h.Stats.RqTimeout.Value()),
+				},
+				HealthStatus: &adminv3.HostHealthStatus{EdsHealthStatus: corev3.HealthStatus(h.Health())},
+				Weight:       h.Weight(),
+				Hostname:     h.Hostname(),
+				Priority:     h.Priority(),
+				Locality:     &corev3.Locality{Region: loc.Region, Zone: loc.Zone, SubZone: loc.SubZone},
+			}
+			cs.HostStatuses = append(cs.HostStatuses, hs)
+		}
+		out.ClusterStatuses = append(out.ClusterStatuses, cs)
+	}
+	return out
+}
+
+func counter(name string, v uint64) *adminv3.SimpleMetric {
+	return &adminv3.SimpleMetric{Type: adminv3.SimpleMetric_COUNTER, Name: name, Value: v}
+}
+
+func gauge(name string, v int64) *adminv3.SimpleMetric {
+	return &adminv3.SimpleMetric{Type: adminv3.SimpleMetric_GAUGE, Name: name, Value: uint64(max(v, 0))}
+}
+
+// registerServerStats adds Envoy's server.* gauges.
+func (s *Server) registerServerStats() {
+	sc := s.stats.Root().Scope("server")
+	sc.GaugeFunc("live", func() int64 {
+		if s.serverState() == adminv3.ServerInfo_LIVE {
+			return 1
+		}
+		return 0
+	})
+	sc.GaugeFunc("state", func() int64 { return int64(s.serverState()) })
+	sc.GaugeFunc("uptime", func() int64 { return int64(time.Since(s.started).Seconds()) })
+	sc.GaugeFunc("concurrency", func() int64 { return int64(s.o.Concurrency) })
+	sc.GaugeFunc("memory_allocated", func() int64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	})
+	sc.GaugeFunc("memory_heap_size", func() int64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapSys)
+	})
+	sc.GaugeFunc("total_connections", func() int64 {
+		n := 0
+		for _, bl := range s.listeners {
+			n += bl.l.ActiveConns()
+		}
+		return int64(n)
+	})
+}

@@ -1,0 +1,247 @@
+// Package tcpproxy is the TCP proxy network filter
+// (envoy.filters.network.tcp_proxy): it connects each downstream connection
+// to a host of the configured cluster (or one of weighted_clusters) and
+// relays bytes both ways until both sides are done or the idle timeout
+// passes.
+package tcpproxy
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/network"
+	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
+	"github.com/weftmesh/weft/internal/proxy/upstream/lb"
+)
+
+type weighted struct {
+	name   string
+	weight uint64
+}
+
+// Proxy is one configured tcp_proxy. It implements network.Handler.
+type Proxy struct {
+	clusters    *upstream.Manager
+	targets     []weighted
+	total       uint64
+	idleTimeout time.Duration
+	attempts    int
+	stats       proxyStats
+}
+
+type proxyStats struct {
+	cxTotal, noRoute, idleTimeout, connectFail, rxBytes, txBytes *stats.Counter
+}
+
+var _ network.Handler = (*Proxy)(nil)
+
+// New builds a TCP proxy from its configuration.
+func New(cfg *tcpv3.TcpProxy, clusters *upstream.Manager, st *stats.Store) (*Proxy, error) {
+	p := &Proxy{clusters: clusters, idleTimeout: time.Hour, attempts: 1}
+	switch {
+	case cfg.GetCluster() != "":
+		p.targets = []weighted{{cfg.GetCluster(), 1}}
+	case cfg.GetWeightedClusters() != nil:
+		for i, c := range cfg.GetWeightedClusters().GetClusters() {
+			if c.GetWeight() == 0 {
+				continue
+			}
+			if c.GetName() == "" {
+				return nil, fmt.Errorf("weighted_clusters.clusters[%d].name: required", i)
+			}
+			p.targets = append(p.targets, weighted{c.GetName(), uint64(c.GetWeight())})
+		}
+	}
+	for _, t := range p.targets {
+		p.total += t.weight
+	}
+	if p.total == 0 {
+		return nil, fmt.Errorf("cluster or weighted_clusters: a cluster is required")
+	}
+	if d := cfg.GetIdleTimeout(); d != nil {
+		p.idleTimeout = d.AsDuration() // 0 disables it
+	}
+	if v := cfg.GetMaxConnectAttempts(); v != nil {
+		p.attempts = int(v.GetValue())
+	}
+	sc := st.Root().Tagged("tcp", "envoy_tcp_prefix", cfg.GetStatPrefix())
+	p.stats = proxyStats{
+		cxTotal:     sc.Counter("downstream_cx_total"),
+		noRoute:     sc.Counter("downstream_cx_no_route"),
+		idleTimeout: sc.Counter("idle_timeout"),
+		connectFail: sc.Counter("upstream_connect_fail"),
+		rxBytes:     sc.Counter("downstream_cx_rx_bytes_total"),
+		txBytes:     sc.Counter("downstream_cx_tx_bytes_total"),
+	}
+	return p, nil
+}
+
+func (p *Proxy) pick() string {
+	if len(p.targets) == 1 {
+		return p.targets[0].name
+	}
+	r := rand.Uint64N(p.total)
+	for _, t := range p.targets {
+		if r < t.weight {
+			return t.name
+		}
+		r -= t.weight
+	}
+	return p.targets[len(p.targets)-1].name
+}
+
+// ServeConn implements network.Handler.
+func (p *Proxy) ServeConn(c *network.Conn) {
+	defer c.Close()
+	p.stats.cxTotal.Inc()
+	cl := p.clusters.Get(p.pick())
+	if cl == nil {
+		p.stats.noRoute.Inc()
+		return
+	}
+	up, release := p.connect(cl)
+	if up == nil {
+		return
+	}
+	defer release()
+	defer up.Close()
+	p.relay(c, up)
+}
+
+// connect tries up to max_connect_attempts hosts.
+func (p *Proxy) connect(cl *upstream.Cluster) (net.Conn, func()) {
+	var ctx lb.Context
+	for i := 0; i < p.attempts; i++ {
+		h := cl.Choose(&ctx)
+		if h == nil {
+			return nil, nil
+		}
+		h.Stats.RqActive.Inc()
+		c, release, err := h.DialTCP(time.Time{})
+		if err == nil {
+			return c, func() {
+				release()
+				h.Stats.RqActive.Dec()
+			}
+		}
+		h.Stats.RqActive.Dec()
+		p.stats.connectFail.Inc()
+	}
+	return nil, nil
+}
+
+// relay copies both ways. A side that ends half-closes the other; the idle
+// timeout closes both when no byte moved for that long.
+func (p *Proxy) relay(down *network.Conn, up net.Conn) {
+	var idle *idleWatch
+	if p.idleTimeout > 0 {
+		idle = newIdleWatch(p.idleTimeout, down.Conn, up)
+		defer idle.stop()
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n := copyConn(up, down, idle)
+		p.stats.rxBytes.Add(uint64(n))
+	}()
+	n := copyConn(down.Conn, up, idle)
+	p.stats.txBytes.Add(uint64(n))
+	wg.Wait()
+	if idle != nil && idle.fired() {
+		p.stats.idleTimeout.Inc()
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyConn copies src to dst until EOF, then half-closes dst.
+func copyConn(dst net.Conn, src io.Reader, idle *idleWatch) int64 {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			idle.touch()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+			total += int64(n)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		dst.Close()
+	}
+	return total
+}
+
+// idleWatch closes both connections when no byte has moved for the idle
+// timeout. Reads record the time of activity; one timer per connection
+// re-arms itself for the remaining time, instead of a deadline update per
+// read.
+type idleWatch struct {
+	timeout time.Duration
+	conns   [2]net.Conn
+	last    atomic.Int64 // unix nanoseconds of the last activity
+	t       *time.Timer
+	mu      sync.Mutex
+	done    bool
+	hit     bool
+}
+
+func newIdleWatch(d time.Duration, a, b net.Conn) *idleWatch {
+	w := &idleWatch{timeout: d, conns: [2]net.Conn{a, b}}
+	w.last.Store(time.Now().UnixNano())
+	w.t = time.AfterFunc(d, w.check)
+	return w
+}
+
+func (w *idleWatch) touch() {
+	if w != nil {
+		w.last.Store(time.Now().UnixNano())
+	}
+}
+
+func (w *idleWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return
+	}
+	if left := time.Duration(w.last.Load()+int64(w.timeout)) - time.Duration(time.Now().UnixNano()); left > 0 {
+		w.t.Reset(left)
+		return
+	}
+	w.hit = true
+	for _, c := range w.conns {
+		c.Close()
+	}
+}
+
+func (w *idleWatch) fired() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.hit
+}
+
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+	w.t.Stop()
+}

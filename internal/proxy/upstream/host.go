@@ -1,0 +1,128 @@
+package upstream
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/upstream/pool"
+)
+
+// Health is a host's health as EDS reports it (envoy.config.core.v3.HealthStatus).
+type Health uint32
+
+// Health values. Unknown and Healthy count as healthy; Degraded hosts are
+// used only when no healthy host remains (as Envoy does); the rest are
+// unhealthy.
+const (
+	HealthUnknown Health = iota
+	HealthHealthy
+	HealthUnhealthy
+	HealthDraining
+	HealthTimeout
+	HealthDegraded
+)
+
+func (h Health) healthy() bool { return h == HealthUnknown || h == HealthHealthy }
+
+// String returns Envoy's /clusters health_flags rendering.
+func (h Health) String() string {
+	switch h {
+	case HealthUnhealthy, HealthTimeout:
+		return "/eds_health_check_failed"
+	case HealthDraining:
+		return "/pending_dynamic_removal"
+	case HealthDegraded:
+		return "/degraded_eds_health"
+	}
+	return "healthy"
+}
+
+// Locality is where a host runs.
+type Locality struct {
+	Region, Zone, SubZone string
+}
+
+// HostStats are a host's own counters, shown by the admin's /clusters.
+type HostStats struct {
+	CxActive      stats.Gauge
+	CxTotal       stats.Counter
+	CxConnectFail stats.Counter
+	RqActive      stats.Gauge
+	RqTotal       stats.Counter
+	RqError       stats.Counter
+	RqSuccess     stats.Counter
+	RqTimeout     stats.Counter
+}
+
+// Host is one upstream endpoint of a cluster. Its identity (address for
+// static and STRICT_DNS hosts) does not change; a LOGICAL_DNS host's address
+// does, and new connections follow it.
+type Host struct {
+	cluster  *Cluster
+	addr     atomic.Pointer[string] // "ip:port"
+	hostname string                 // DNS name or the endpoint's hostname field
+	weight   uint32
+	priority uint32
+	locality Locality
+	health   atomic.Uint32
+
+	Stats HostStats
+	popts pool.Options
+	h1    *pool.H1
+	h2    *pool.H2
+}
+
+// Address returns the host's current "ip:port".
+func (h *Host) Address() string { return *h.addr.Load() }
+
+// AddrPort returns Address parsed (zero if it does not parse).
+func (h *Host) AddrPort() netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(h.Address())
+	return ap
+}
+
+// Hostname returns the DNS name the host came from (auto_host_rewrite uses
+// it), or the endpoint's hostname field.
+func (h *Host) Hostname() string { return h.hostname }
+
+// Weight implements lb.Host.
+func (h *Host) Weight() uint32 { return h.weight }
+
+// ActiveRequests implements lb.Host.
+func (h *Host) ActiveRequests() int64 { return h.Stats.RqActive.Value() }
+
+// HashKey implements lb.Host: the address, as Envoy hashes by default.
+func (h *Host) HashKey() string { return h.Address() }
+
+// Priority returns the host's priority level.
+func (h *Host) Priority() uint32 { return h.priority }
+
+// Locality returns where the host runs.
+func (h *Host) Locality() Locality { return h.locality }
+
+// Health returns the host's health.
+func (h *Host) Health() Health { return Health(h.health.Load()) }
+
+// Cluster returns the cluster the host belongs to.
+func (h *Host) Cluster() *Cluster { return h.cluster }
+
+// H1 returns the host's HTTP/1.1 connection pool.
+func (h *Host) H1() *pool.H1 { return h.h1 }
+
+// H2 returns the host's HTTP/2 connection pool.
+func (h *Host) H2() *pool.H2 { return h.h2 }
+
+// DialTCP opens a raw TCP connection to the host (TCP proxy), counted in
+// the cluster's connection stats and max_connections. release must be
+// called after the connection is closed.
+func (h *Host) DialTCP(deadline time.Time) (net.Conn, func(), error) {
+	return pool.DialTCP(&h.popts, deadline)
+}
+
+func (h *Host) close() {
+	h.h1.Close()
+	h.h2.Close()
+}

@@ -1,0 +1,186 @@
+package pool
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// H2Options are the HTTP/2 settings of a cluster's upstream connections
+// (Envoy's http2_protocol_options).
+type H2Options struct {
+	// MaxConcurrentStreams caps streams per connection on our side; the
+	// server's SETTINGS_MAX_CONCURRENT_STREAMS also applies. 0: no own cap.
+	MaxConcurrentStreams uint32
+	// InitialStreamWindowSize and InitialConnectionWindowSize are the flow
+	// control windows we advertise (Envoy's defaults: 256 MiB; 0 keeps
+	// them).
+	InitialStreamWindowSize     uint32
+	InitialConnectionWindowSize uint32
+}
+
+// H2 is the HTTP/2 connection pool of one host: streams are multiplexed
+// over as few connections as the streams limits allow. Safe for concurrent
+// use.
+type H2 struct {
+	o   Options
+	opt H2Options
+	t   *http2.Transport
+
+	mu     sync.Mutex
+	conns  []*H2Conn
+	closed bool
+}
+
+// H2Conn is one pooled HTTP/2 connection.
+type H2Conn struct {
+	*http2.ClientConn
+	pool    *H2
+	streams int // in flight, under pool.mu
+	dead    bool
+	closed  chan struct{}
+}
+
+// notifyConn tells when the HTTP/2 client connection closes its socket,
+// which it does when the connection ends for any reason.
+type notifyConn struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *notifyConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.closed) })
+	return err
+}
+
+// NewH2 returns an empty pool.
+func NewH2(o Options, opt H2Options) *H2 {
+	t1 := &http.Transport{HTTP2: &http.HTTP2Config{
+		MaxReceiveBufferPerConnection: int(opt.InitialConnectionWindowSize),
+		MaxReceiveBufferPerStream:     int(opt.InitialStreamWindowSize),
+	}}
+	t2, err := http2.ConfigureTransports(t1)
+	if err != nil { // only fails when t1 is already configured; it is new
+		t2 = &http2.Transport{}
+	}
+	t2.AllowHTTP = true
+	t2.DisableCompression = true
+	if o.IdleTimeout > 0 {
+		t2.IdleConnTimeout = o.IdleTimeout
+	}
+	return &H2{o: o, opt: opt, t: t2}
+}
+
+// Acquire reserves a stream on a connection, dialing a new connection when
+// every existing one is at its stream limit. The caller must call Done on
+// the returned connection when the stream ends.
+func (p *H2) Acquire(deadline time.Time) (*H2Conn, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	for i := 0; i < len(p.conns); i++ {
+		c := p.conns[i]
+		if c.dead || c.State().Closed || c.State().Closing {
+			p.removeLocked(i)
+			i--
+			continue
+		}
+		if p.opt.MaxConcurrentStreams > 0 && c.streams >= int(p.opt.MaxConcurrentStreams) {
+			continue
+		}
+		if c.ReserveNewRequest() {
+			c.streams++
+			p.mu.Unlock()
+			return c, nil
+		}
+	}
+	if !p.o.Breakers.TryConnection() {
+		p.mu.Unlock()
+		p.o.Stats.CxOverflow.Inc()
+		return nil, ErrOverflow
+	}
+	p.mu.Unlock()
+	nc, err := p.o.dial(deadline)
+	if err != nil {
+		p.o.Breakers.ReleaseConnection()
+		return nil, err
+	}
+	cn := &notifyConn{Conn: nc, closed: make(chan struct{})}
+	cc, err := p.t.NewClientConn(cn)
+	if err != nil {
+		cn.Close()
+		p.o.closed()
+		return nil, &ConnectError{Addr: nc.RemoteAddr().String(), Err: err}
+	}
+	p.o.Stats.CxHTTP2Total.Inc()
+	c := &H2Conn{ClientConn: cc, pool: p, streams: 1, closed: cn.closed}
+	cc.ReserveNewRequest()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		cc.Close()
+		p.o.closed()
+		return nil, ErrClosed
+	}
+	p.conns = append(p.conns, c)
+	p.mu.Unlock()
+	go c.watch()
+	return c, nil
+}
+
+// watch releases the connection slot when the connection ends.
+func (c *H2Conn) watch() {
+	<-c.closed
+	p := c.pool
+	p.mu.Lock()
+	for i, x := range p.conns {
+		if x == c {
+			p.removeLocked(i)
+			break
+		}
+	}
+	p.mu.Unlock()
+	p.o.closed()
+}
+
+// Done ends a stream started on the connection.
+func (c *H2Conn) Done() {
+	p := c.pool
+	p.mu.Lock()
+	c.streams--
+	p.mu.Unlock()
+}
+
+// MarkDead stops new streams from using the connection (after a protocol
+// error).
+func (c *H2Conn) MarkDead() {
+	c.pool.mu.Lock()
+	c.dead = true
+	c.pool.mu.Unlock()
+	c.SetDoNotReuse()
+}
+
+func (p *H2) removeLocked(i int) {
+	copy(p.conns[i:], p.conns[i+1:])
+	p.conns[len(p.conns)-1] = nil
+	p.conns = p.conns[:len(p.conns)-1]
+}
+
+// Close closes every connection gracefully.
+func (p *H2) Close() {
+	p.mu.Lock()
+	p.closed = true
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
