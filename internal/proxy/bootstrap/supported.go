@@ -118,7 +118,7 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 		).with(map[protoreflect.Name]fieldRule{
 			"codec_type": enumOf("AUTO", "HTTP1", "HTTP2"), // HTTP2 = prior knowledge (h2c)
 			"common_http_protocol_options": only("idle_timeout", "max_headers_count",
-				"max_stream_duration", "max_connection_duration", "headers_with_underscores_action"),
+				"headers_with_underscores_action"),
 			"http_protocol_options":  only("accept_http_10", "default_host_for_http_10"),
 			"http2_protocol_options": field(), // the same subset as upstream (coreRules)
 		}),
@@ -146,9 +146,7 @@ func routeRules() map[protoreflect.FullName]msgRule {
 		),
 		"envoy.config.route.v3.Route": withHeaderMutations(
 			"name", "match", "route", "redirect", "direct_response", "metadata",
-			"decorator", // Istio always sets decorator.operation; used for tracing only
 		),
-		"envoy.config.route.v3.Decorator": fields("operation"),
 		"envoy.config.route.v3.RouteMatch": fields(
 			"prefix", "path", "safe_regex", "path_separated_prefix",
 			"case_sensitive", "headers", "query_parameters", "grpc",
@@ -171,7 +169,7 @@ func routeRules() map[protoreflect.FullName]msgRule {
 			"enabled":      field(),
 		},
 		"envoy.config.route.v3.RouteAction.MaxStreamDuration": fields(
-			"max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset",
+			"grpc_timeout_header_max", "grpc_timeout_header_offset",
 		),
 		"envoy.config.route.v3.RouteAction.HashPolicy": fields(
 			"header", "cookie", "connection_properties", "query_parameter", "terminal",
@@ -217,7 +215,7 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 	return map[protoreflect.FullName]msgRule{
 		"envoy.config.cluster.v3.Cluster": fields(
 			"name", "connect_timeout", "load_assignment",
-			"dns_refresh_rate", "respect_dns_ttl", "circuit_breakers",
+			"dns_refresh_rate", "circuit_breakers",
 			"http2_protocol_options",      // deprecated form of typed_extension_protocol_options
 			"max_requests_per_connection", // deprecated form of common_http_protocol_options'
 			"common_lb_config", "least_request_lb_config", "ring_hash_lb_config", "maglev_lb_config",
