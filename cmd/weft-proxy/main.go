@@ -59,6 +59,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.mode != "serve" && o.mode != "validate" {
 		return nil, fmt.Errorf("--mode %q: must be serve or validate", o.mode)
 	}
+	if o.drainTimeS < 0 {
+		return nil, fmt.Errorf("--drain-time-s %d: must be 0 or more seconds", o.drainTimeS)
+	}
+	if o.concurrency < 0 {
+		return nil, fmt.Errorf("--concurrency %d: must be 0 (the CPUs available) or more", o.concurrency)
+	}
 	if !o.version && o.configPath == "" && o.configYAML == "" {
 		return nil, errors.New("a bootstrap is required: -c FILE or --config-yaml")
 	}
@@ -98,7 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sopts := server.Options{
 		Bootstrap:   b,
 		ConfigPath:  o.configPath,
-		DrainTime:   time.Duration(o.drainTimeS) * time.Second,
+		DrainTime:   drainTime(o.drainTimeS),
 		Concurrency: runtime.GOMAXPROCS(0),
 		LogLevel:    o.logLevel,
 		Logger:      log,
@@ -112,6 +118,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return serve(sopts, log, stderr)
+}
+
+// drainTime converts --drain-time-s to server.Options.DrainTime, where
+// zero selects the default and a negative value means no wait: 0 s is
+// passed as -1 so that in-flight requests are cut at once.
+func drainTime(seconds int) time.Duration {
+	if seconds == 0 {
+		return -1
+	}
+	return time.Duration(seconds) * time.Second
 }
 
 func loadBootstrap(o *options) (*bootstrapv3.Bootstrap, string, error) {
@@ -140,9 +156,9 @@ func serve(o server.Options, log *slog.Logger, stderr io.Writer) int {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case s := <-sig:
-		log.Info("draining", "signal", s.String(), "drain_time", o.DrainTime)
+		log.Info("draining", "signal", s.String(), "drain_time", max(o.DrainTime, 0))
 	case <-srv.Done():
-		log.Info("draining", "reason", "/quitquitquit", "drain_time", o.DrainTime)
+		log.Info("draining", "reason", "/quitquitquit", "drain_time", max(o.DrainTime, 0))
 	}
 	go func() {
 		// A second signal skips the drain.

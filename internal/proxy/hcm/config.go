@@ -15,6 +15,7 @@ package hcm
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,7 @@ type Manager struct {
 	maxConnDuration       time.Duration
 
 	useRemoteAddress   bool
+	localAddr          netip.Addr // appended to XFF for loopback peers
 	xffTrustedHops     int
 	skipXFFAppend      bool
 	generateRequestID  bool
@@ -129,6 +131,9 @@ func New(cfg *hcmv3.HttpConnectionManager, o Options) (*Manager, error) {
 		acceptHTTP10:           cfg.GetHttpProtocolOptions().GetAcceptHttp_10(),
 		defaultHost10:          cfg.GetHttpProtocolOptions().GetDefaultHostForHttp_10(),
 	}
+	if m.useRemoteAddress {
+		m.localAddr = localAddress()
+	}
 	switch cfg.GetCodecType() {
 	case hcmv3.HttpConnectionManager_AUTO:
 		m.codec = codecAuto
@@ -182,14 +187,16 @@ func New(cfg *hcmv3.HttpConnectionManager, o Options) (*Manager, error) {
 	if rc == nil {
 		return nil, fmt.Errorf("route_config: an inline route_config is required (rds is not supported yet)")
 	}
-	table, err := router.Compile(rc, router.CompileOptions{})
+	if err := m.buildFilters(cfg); err != nil {
+		return nil, err
+	}
+	// The router's suppress_envoy_headers also drops x-envoy-original-path
+	// on rewrites (Envoy's finalizeRequestHeaders), which the table does.
+	table, err := router.Compile(rc, router.CompileOptions{SuppressEnvoyHeaders: m.suppressEnvoyHeaders})
 	if err != nil {
 		return nil, fmt.Errorf("route_config: %w", err)
 	}
 	m.routes.Store(table)
-	if err := m.buildFilters(cfg); err != nil {
-		return nil, err
-	}
 	m.done = make(chan struct{})
 	go m.drainLoop()
 	return m, nil

@@ -3,9 +3,11 @@ package hcm
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/codec/http1"
@@ -35,18 +37,19 @@ func (m *Manager) serveHTTP1(c *network.Conn, hc *http1.Conn) {
 	defer cancel()
 	s := &httpfilter.Stream{}
 	w := &h1Writer{m: m, c: hc}
-	body := &h1Body{c: hc}
+	body := &h1Body{}
 	var dl deadlines
 	dl.nc = st.nc
 	for {
-		// Wait for the next request under the idle timeout.
+		// Wait for the next request under the idle timeout. The order
+		// matters for draining: the deadline is set before the connection
+		// is marked idle, so a drain that starts after the check below
+		// finds it idle and interrupts the wait (connSet.wakeIdle).
+		dl.read(m.idleTimeout)
 		st.idle.Store(true)
 		if m.draining() {
 			m.stats.cxDrainClose.Inc()
 			return
-		}
-		if m.idleTimeout > 0 {
-			dl.read(m.idleTimeout)
 		}
 		if _, err := hc.Peek(1); err != nil {
 			if isTimeout(err) && !m.draining() {
@@ -55,15 +58,19 @@ func (m *Manager) serveHTTP1(c *network.Conn, hc *http1.Conn) {
 			return
 		}
 		st.idle.Store(false)
-		if t := m.requestReadTimeout(); t > 0 {
-			dl.read(t)
-		}
+		headTimer := m.headReadTimer()
+		dl.read(headTimer.d)
 		s.Reset()
 		s.Info.StartTime = time.Now()
 		head, err := hc.ReadRequest(&s.Req)
 		if err != nil {
-			m.http1ReadError(c, hc, s, err)
+			m.http1ReadError(c, hc, s, err, headTimer)
 			return
+		}
+		bodyTimer := m.bodyReadTimer(s.Info.StartTime)
+		if head.Framing.Kind != http1.BodyNone && bodyTimer != headTimer {
+			// request_headers_timeout only covers the head.
+			dl.read(bodyTimer.d)
 		}
 		s.Ctx = ctx
 		s.Conn = c
@@ -75,12 +82,23 @@ func (m *Manager) serveHTTP1(c *network.Conn, hc *http1.Conn) {
 		case http1.BodyChunked:
 			s.ContentLength = -1
 		}
-		body.reset(hc.Body(), head.ExpectContinue && head.Framing.Kind != http1.BodyNone)
+		if head.ExpectContinue && head.Framing.Kind != http1.BodyNone {
+			// Envoy with proxy_100_continue off (its default and the only
+			// mode here) answers "100 Continue" as soon as the request
+			// head is decoded, before the filter chain runs, and strips
+			// Expect (checkRequest). Sending it at once, rather than on
+			// the first body read, also means a request answered locally
+			// (404, 403, ...) finds the client sending its body, which the
+			// loop below drains, instead of waiting for a 100 that never
+			// comes while its next request would be read as the body.
+			if err := hc.WriteContinue(); err != nil {
+				return
+			}
+		}
+		body.reset(hc.Body(), bodyTimer)
 		s.Body = body
 		w.reset(s, head)
-		if m.streamIdleTimeout > 0 {
-			dl.write(m.streamIdleTimeout)
-		}
+		dl.write(m.streamIdleTimeout)
 		m.stats.rqHTTP1Total.Inc()
 		m.handle(s, head.KeepAlive)
 		if w.hijacked {
@@ -98,23 +116,62 @@ func (m *Manager) serveHTTP1(c *network.Conn, hc *http1.Conn) {
 	}
 }
 
-// requestReadTimeout is the read deadline while a request is being read:
-// request_headers_timeout or request_timeout when set, else the stream idle
-// timeout.
-func (m *Manager) requestReadTimeout() time.Duration {
-	t := m.streamIdleTimeout
-	for _, d := range []time.Duration{m.requestHeadersTimeout, m.requestTimeout} {
-		if d > 0 && (t == 0 || d < t) {
-			t = d
+// readTimer is the timer that bounds a read: its duration and what Envoy
+// answers when it fires (408 with a body and details; stream idle timeouts
+// also set the SI flag).
+type readTimer struct {
+	d       time.Duration
+	body    string
+	details string
+	flag    streaminfo.ResponseFlags
+}
+
+var (
+	idleTimer    = readTimer{body: "stream timeout", details: "stream_idle_timeout", flag: streaminfo.StreamIdleTimeout}
+	headerTimer  = readTimer{body: "request header timeout", details: "request_header_timeout"}
+	overallTimer = readTimer{body: "request timeout", details: "request_overall_timeout"}
+)
+
+// headReadTimer is the read deadline while a request head is read: the
+// shortest of request_headers_timeout, request_timeout and
+// stream_idle_timeout (Envoy starts all three when a request begins).
+func (m *Manager) headReadTimer() readTimer {
+	t := idleTimer
+	t.d = m.streamIdleTimeout
+	if d := m.requestTimeout; d > 0 && (t.d == 0 || d < t.d) {
+		t = overallTimer
+		t.d = d
+	}
+	if d := m.requestHeadersTimeout; d > 0 && (t.d == 0 || d < t.d) {
+		t = headerTimer
+		t.d = d
+	}
+	return t
+}
+
+// bodyReadTimer is the read deadline while the request body is read: what
+// is left of request_timeout since start, or stream_idle_timeout when it
+// is shorter. The idle timeout is not extended as the body arrives (the
+// router may interrupt a body read by moving the deadline itself), so an
+// upload must end within it.
+func (m *Manager) bodyReadTimer(start time.Time) readTimer {
+	t := idleTimer
+	t.d = m.streamIdleTimeout
+	if m.requestTimeout > 0 {
+		left := max(m.requestTimeout-time.Since(start), time.Millisecond)
+		if t.d == 0 || left < t.d {
+			t = overallTimer
+			t.d = left
 		}
 	}
 	return t
 }
 
 // http1ReadError answers a request that could not be parsed, as Envoy does:
-// the codec's status with connection: close, or nothing when the client
-// went away or timed out before sending a request.
-func (m *Manager) http1ReadError(c *network.Conn, hc *http1.Conn, s *httpfilter.Stream, err error) {
+// the codec's status with connection: close, or a 408 when the head did not
+// arrive before timer fired, or nothing when the client went away or timed
+// out before sending a request.
+func (m *Manager) http1ReadError(c *network.Conn, hc *http1.Conn, s *httpfilter.Stream, err error, timer readTimer) {
 	var perr *http1.Error
 	switch {
 	case errors.As(err, &perr):
@@ -122,19 +179,31 @@ func (m *Manager) http1ReadError(c *network.Conn, hc *http1.Conn, s *httpfilter.
 		if perr.Status == 431 || perr.Status == 413 {
 			m.stats.rqTooLarge.Inc()
 		}
-		m.localReplyOnConn(c, hc, s, perr.Status, streaminfo.DownstreamProtocolError, perr.Details)
+		m.localReplyOnConn(c, hc, s, perr.Status, "", streaminfo.DownstreamProtocolError, perr.Details)
 	case isTimeout(err):
 		// The request had started (a byte was peeked) but did not arrive
 		// in time.
+		m.countTimeout(timer)
+		m.localReplyOnConn(c, hc, s, 408, timer.body, timer.flag, timer.details)
+	}
+}
+
+// countTimeout counts a fired request timer in Envoy's stats.
+func (m *Manager) countTimeout(t readTimer) {
+	switch t.details {
+	case headerTimer.details:
 		m.stats.rqHeadersTimeout.Inc()
-		m.localReplyOnConn(c, hc, s, 408, 0, "request_header_timeout")
+	case overallTimer.details:
+		m.stats.rqTimeout.Inc()
+	default:
+		m.stats.rqIdleTimeout.Inc()
 	}
 }
 
 // localReplyOnConn sends a local reply outside of the normal stream
 // processing (the request could not be parsed) and marks the connection for
 // closing.
-func (m *Manager) localReplyOnConn(c *network.Conn, hc *http1.Conn, s *httpfilter.Stream, status int, flag streaminfo.ResponseFlags, details string) {
+func (m *Manager) localReplyOnConn(c *network.Conn, hc *http1.Conn, s *httpfilter.Stream, status int, body string, flag streaminfo.ResponseFlags, details string) {
 	s.Conn = c
 	s.Req.Protocol = headers.HTTP11
 	w := &h1Writer{m: m, c: hc, closeConn: true}
@@ -144,7 +213,7 @@ func (m *Manager) localReplyOnConn(c *network.Conn, hc *http1.Conn, s *httpfilte
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	m.stats.rqTotal.Inc()
 	m.stats.rqActive.Inc()
-	httpfilter.SendLocalReply(s, status, "", flag, details)
+	httpfilter.SendLocalReply(s, status, body, flag, details)
 	m.finishStream(s)
 }
 
@@ -164,7 +233,15 @@ type deadlines struct {
 
 const deadlineSlack = time.Second
 
+// read sets the read deadline t from now; 0 clears it.
 func (d *deadlines) read(t time.Duration) {
+	if t <= 0 {
+		if !d.rd.IsZero() {
+			d.rd, d.rdDur = time.Time{}, 0
+			d.nc.SetReadDeadline(time.Time{})
+		}
+		return
+	}
 	now := time.Now()
 	want := now.Add(t)
 	if t == d.rdDur && t > 10*deadlineSlack && want.Sub(d.rd) < deadlineSlack {
@@ -174,7 +251,15 @@ func (d *deadlines) read(t time.Duration) {
 	d.nc.SetReadDeadline(want)
 }
 
+// write sets the write deadline t from now; 0 clears it.
 func (d *deadlines) write(t time.Duration) {
+	if t <= 0 {
+		if !d.wd.IsZero() {
+			d.wd, d.wdDur = time.Time{}, 0
+			d.nc.SetWriteDeadline(time.Time{})
+		}
+		return
+	}
 	now := time.Now()
 	want := now.Add(t)
 	if t == d.wdDur && t > 10*deadlineSlack && want.Sub(d.wd) < deadlineSlack {
@@ -186,28 +271,45 @@ func (d *deadlines) write(t time.Duration) {
 
 var schemeHTTP = []byte("http")
 
-// h1Body is the request body of an HTTP/1 stream: the codec's body reader,
-// sending "100 Continue" before the first read when the client asked for it
-// (Envoy answers 100-continue itself; proxy_100_continue is off).
+// h1Body is the request body of an HTTP/1 stream: the codec's body
+// reader. "100 Continue" has already been sent when the client asked for it
+// (serveHTTP1), so Continue is a no-op kept for the router's interface. It
+// remembers whether a read hit the request's read deadline or malformed
+// framing, so that the connection manager can answer as Envoy does (408
+// when a request timer fires, the codec's 400 for a bad chunked body) when
+// the router could not respond.
 type h1Body struct {
-	c         *http1.Conn
-	r         *http1.BodyReader
-	continue_ bool
+	r        *http1.BodyReader
+	timer    readTimer
+	timedOut atomic.Bool                 // set by whichever goroutine reads the body
+	perr     atomic.Pointer[http1.Error] // likewise
 }
 
-func (b *h1Body) reset(r *http1.BodyReader, expectContinue bool) {
-	b.r, b.continue_ = r, expectContinue
+func (b *h1Body) reset(r *http1.BodyReader, t readTimer) {
+	b.r, b.timer = r, t
+	b.timedOut.Store(false)
+	b.perr.Store(nil)
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
-	if b.continue_ {
-		b.continue_ = false
-		if err := b.c.WriteContinue(); err != nil {
-			return 0, err
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		var perr *http1.Error
+		switch {
+		case errors.As(err, &perr):
+			b.perr.Store(perr)
+		case isTimeout(err):
+			b.timedOut.Store(true)
 		}
 	}
-	return b.r.Read(p)
+	return n, err
 }
+
+// ReadTimeout implements readTimeouter.
+func (b *h1Body) ReadTimeout() (readTimer, bool) { return b.timer, b.timedOut.Load() }
+
+// ProtocolError implements bodyProtocolErrorer.
+func (b *h1Body) ProtocolError() *http1.Error { return b.perr.Load() }
 
 // h1Writer is the ResponseWriter of an HTTP/1 stream.
 type h1Writer struct {
@@ -244,7 +346,7 @@ func (w *h1Writer) WriteHeaders(h *headers.Response, endStream bool) error {
 	w.s.Info.ResponseCode = h.Status
 	upgrade := h.Status == 101
 	w.m.prepareResponse(h, upgrade)
-	if w.s.CloseConnection || w.m.draining() {
+	if w.s.CloseConnection || w.m.closeAfterResponse() {
 		w.closeConn = true
 	}
 	if w.closeConn && !upgrade {
@@ -335,6 +437,14 @@ func (w *h1Writer) Abort() {
 	w.c.Flush()
 }
 
+// Aborted reports whether the stream was reset by Abort.
+func (w *h1Writer) Aborted() bool { return w.aborted }
+
+// StreamIdleTimeout is the connection manager's stream_idle_timeout: the
+// router applies it to an upgraded (hijacked) connection, whose deadlines
+// the connection manager no longer manages.
+func (w *h1Writer) StreamIdleTimeout() time.Duration { return w.m.streamIdleTimeout }
+
 // Hijack implements httpfilter.Hijacker.
 func (w *h1Writer) Hijack() (net.Conn, []byte, error) {
 	if w.hijacked {
@@ -352,12 +462,6 @@ func (w *h1Writer) Hijack() (net.Conn, []byte, error) {
 	return nc, rest, nil
 }
 
-// Continue sends the "100 Continue" the client asked for, if not yet sent.
-// The router calls it before handing the body to another goroutine.
-func (b *h1Body) Continue() error {
-	if !b.continue_ {
-		return nil
-	}
-	b.continue_ = false
-	return b.c.WriteContinue()
-}
+// Continue implements the router's continuer: the 100 was sent when the
+// request head arrived, so there is nothing left to do.
+func (b *h1Body) Continue() error { return nil }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"time"
 
+	"github.com/weftmesh/weft/internal/proxy/codec/http1"
 	"github.com/weftmesh/weft/internal/proxy/headers"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
 	"github.com/weftmesh/weft/internal/proxy/streaminfo"
@@ -24,10 +25,52 @@ func (m *Manager) handle(s *httpfilter.Stream, keepAlive bool) {
 		m.route(s)
 	}
 	if !s.W.HeadersSent() {
-		// A filter returned without answering: a bug, not bad input.
-		httpfilter.SendLocalReply(s, 500, "", 0, "filter_chain_incomplete")
+		m.unanswered(s)
 	}
 	m.finishStream(s)
+}
+
+// readTimeouter is implemented by request bodies that know whether reading
+// them hit one of the connection manager's request timers.
+type readTimeouter interface {
+	ReadTimeout() (t readTimer, fired bool)
+}
+
+// bodyProtocolErrorer is implemented by request bodies that know whether
+// their framing was malformed (a bad chunked body).
+type bodyProtocolErrorer interface{ ProtocolError() *http1.Error }
+
+// aborter is implemented by response writers that know whether the stream
+// was reset (Abort).
+type aborter interface{ Aborted() bool }
+
+// unanswered handles a stream the filter chain ended without a response:
+// the request body was malformed (the codec's status, 400, with the DPE
+// flag, as Envoy's codec error), a request timer fired while the body was
+// read (Envoy's 408 "request timeout" / "stream timeout"), both closing the
+// connection; the stream was reset (nothing is sent); or a filter failed to
+// answer (500, a bug).
+func (m *Manager) unanswered(s *httpfilter.Stream) {
+	if b, ok := s.Body.(bodyProtocolErrorer); ok {
+		if perr := b.ProtocolError(); perr != nil {
+			m.stats.cxProtocolError.Inc()
+			s.CloseConnection = true
+			httpfilter.SendLocalReply(s, perr.Status, "", streaminfo.DownstreamProtocolError, perr.Details)
+			return
+		}
+	}
+	if b, ok := s.Body.(readTimeouter); ok {
+		if t, fired := b.ReadTimeout(); fired {
+			m.countTimeout(t)
+			s.CloseConnection = true
+			httpfilter.SendLocalReply(s, 408, t.body, t.flag, t.details)
+			return
+		}
+	}
+	if a, ok := s.W.(aborter); ok && a.Aborted() {
+		return
+	}
+	httpfilter.SendLocalReply(s, 500, "", 0, "filter_chain_incomplete")
 }
 
 // route resolves the route and runs the filter chain.
@@ -74,6 +117,23 @@ func (m *Manager) finishStream(s *httpfilter.Stream) {
 
 func (m *Manager) draining() bool { return m.o.Drain != nil && m.o.Drain.Draining() }
 
+// drainCloser is implemented by drain signals that can ask connection
+// managers to close connections after their current request without
+// draining (refusing) new ones: Envoy's DrainManager::drainClose(), true
+// while health checks fail (/healthcheck/fail) as well as while draining.
+type drainCloser interface{ DrainClose() bool }
+
+// closeAfterResponse reports whether HTTP/1 responses must carry
+// "connection: close" now: while draining, or while the drain signal says
+// drainClose.
+func (m *Manager) closeAfterResponse() bool {
+	if m.draining() {
+		return true
+	}
+	dc, ok := m.o.Drain.(drainCloser)
+	return ok && dc.DrainClose()
+}
+
 // checkRequest applies the connection manager's request checks and answers
 // the request itself when one fails. It reports whether processing goes on.
 func (m *Manager) checkRequest(s *httpfilter.Stream) bool {
@@ -112,7 +172,15 @@ func (m *Manager) checkRequest(s *httpfilter.Stream) bool {
 	if ct := r.Get(headers.ContentType); bytes.HasPrefix(ct, []byte("application/grpc")) {
 		s.GRPC = true
 	}
-	removeHopByHop(&r.Map, r.UpgradeProto != nil)
+	if !removeHopByHop(&r.Map, r.UpgradeProto != nil) {
+		httpfilter.SendLocalReply(s, 400, "", streaminfo.DownstreamProtocolError, "http1.connection_header_rejected")
+		return false
+	}
+	if e := r.Get(headers.Expect); e != nil && headers.EqualFold(e, "100-continue") {
+		// The connection manager answered the expectation itself (Envoy's
+		// proxy_100_continue off): it must not reach the upstream.
+		r.Del(headers.Expect)
+	}
 	if r.UpgradeProto != nil && string(r.UpgradeProto) == "h2c" {
 		// Envoy ignores HTTP/1 h2c upgrades and proxies the request as is.
 		r.UpgradeProto = nil
@@ -125,12 +193,22 @@ func (m *Manager) checkRequest(s *httpfilter.Stream) bool {
 // removeHopByHop removes the connection-specific request headers: the
 // fields Connection names, and the hop-by-hop fields of RFC 9110 §7.6.1.
 // For an upgrade, "connection: upgrade" and Upgrade are kept (the router
-// forwards them). "te: trailers" is kept, as Envoy keeps it.
-func removeHopByHop(h *headers.Map, upgrade bool) {
-	if conn := h.Get(headers.Connection); conn != nil {
-		deleteNominated(h, conn)
+// forwards them). "te: trailers" is kept, as Envoy keeps it (sanitize_te).
+// It reports false when the Connection header must be refused (see
+// nominationAllowed); the request is then answered 400.
+func removeHopByHop(h *headers.Map, upgrade bool) bool {
+	var stack [2][]byte
+	conns := stack[:0]
+	for i := h.Index(headers.Connection, 0); i >= 0; i = h.Index(headers.Connection, i+1) {
+		if !nominationAllowed(h.Fields[i].Value) {
+			return false
+		}
+		conns = append(conns, h.Fields[i].Value)
 	}
 	h.Del(headers.Connection)
+	for _, conn := range conns {
+		deleteNominated(h, conn)
+	}
 	h.Del(headers.KeepAlive)
 	h.Del(headers.ProxyConnection)
 	h.Del(headers.TransferEncoding)
@@ -144,10 +222,40 @@ func removeHopByHop(h *headers.Map, upgrade bool) {
 	} else {
 		h.Del(headers.Upgrade)
 	}
+	return true
+}
+
+// maxConnectionTokens is Envoy's limit on the tokens of a request's
+// Connection header (Utility::sanitizeConnectionHeader: 10 or more fail the
+// request).
+const maxConnectionTokens = 10
+
+// nominationAllowed applies the checks of Envoy's HTTP/1 codec on a request
+// Connection header (Utility::sanitizeConnectionHeader, answered 400 with
+// http1.connection_header_rejected): at most 9 tokens, and none naming
+// x-forwarded-for, x-forwarded-host, x-forwarded-proto or a pseudo-header,
+// whose removal by a proxy could hide where a request came from.
+func nominationAllowed(conn []byte) bool {
+	n := 0
+	for rest := conn; len(rest) > 0; {
+		var tok []byte
+		tok, rest = headers.NextToken(rest)
+		if len(tok) == 0 {
+			continue
+		}
+		n++
+		if n >= maxConnectionTokens || tok[0] == ':' ||
+			headers.EqualFold(tok, headers.XForwardedFor) || headers.EqualFold(tok, headers.XForwardedHost) ||
+			headers.EqualFold(tok, headers.XForwardedProto) {
+			return false
+		}
+	}
+	return true
 }
 
 // deleteNominated removes the fields a Connection header names, except the
-// tokens with their own meaning (close, keep-alive, upgrade, te).
+// tokens with their own meaning (close, keep-alive, upgrade, te,
+// http2-settings; TE is sanitized on its own).
 func deleteNominated(h *headers.Map, conn []byte) {
 	for rest := conn; len(rest) > 0; {
 		var tok []byte

@@ -17,25 +17,53 @@ const (
 	BodyProtocolError     = "upstream connect error or disconnect/reset before headers. reset reason: protocol error"
 )
 
+// LocalReply is a response the proxy sends itself.
+type LocalReply struct {
+	Status  int
+	Body    string
+	Flag    streaminfo.ResponseFlags
+	Details string
+	// GRPCStatus, when non-zero, is the gRPC status of the reply to a gRPC
+	// request instead of the one mapped from Status.
+	GRPCStatus int
+	// Overloaded adds "x-envoy-overloaded: true", as Envoy does when a
+	// circuit breaker refuses a request (unless envoy headers are
+	// suppressed).
+	Overloaded bool
+}
+
 // SendLocalReply answers the request from the proxy itself, as Envoy's
 // sendLocalReply does: a text/plain body for HTTP, or a gRPC trailers-only
 // response (HTTP 200 with grpc-status and grpc-message) for gRPC requests.
 // It records status, flag and details in s.Info. It does nothing if the
 // response has started; the caller must then reset the stream instead.
 func SendLocalReply(s *Stream, status int, body string, flag streaminfo.ResponseFlags, details string) {
-	s.Info.SetFlag(flag)
+	Send(s, LocalReply{Status: status, Body: body, Flag: flag, Details: details})
+}
+
+// Send sends a local reply (see SendLocalReply).
+func Send(s *Stream, lr LocalReply) {
+	s.Info.SetFlag(lr.Flag)
 	if s.W.HeadersSent() {
 		return
 	}
-	s.Info.Details = details
+	status, body := lr.Status, lr.Body
+	s.Info.Details = lr.Details
 	s.Info.ResponseCode = status
 	r := &s.Resp
 	r.Reset()
+	if lr.Overloaded && !s.SuppressEnvoyHeaders {
+		r.Set("x-envoy-overloaded", "true")
+	}
 	var num [20]byte
 	if s.GRPC {
+		gs := lr.GRPCStatus
+		if gs == 0 {
+			gs = GRPCStatusFromHTTP(status)
+		}
 		r.Status = 200
 		r.Set(headers.ContentType, "application/grpc")
-		r.SetBytes(headers.GRPCStatus, strconv.AppendInt(num[:0], int64(GRPCStatusFromHTTP(status)), 10))
+		r.SetBytes(headers.GRPCStatus, strconv.AppendInt(num[:0], int64(gs), 10))
 		if body != "" {
 			r.SetBytes(headers.GRPCMessage, appendPercentEncoded(nil, body))
 		}

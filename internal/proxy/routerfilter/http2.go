@@ -37,15 +37,21 @@ func (rq *request) forwardHTTP2() {
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
+	it := rq.newIdleTimer(cancel)
+	defer it.stop()
 	req, body := rq.http2Request(ctx)
 	resp, err := cc.RoundTrip(req)
 	if err != nil {
 		cancel()
 		body.wait()
+		if it.fired() {
+			rq.sendIdleTimeout()
+			return
+		}
 		rq.http2Failed(ctx, err)
 		return
 	}
-	rq.relayHTTP2Response(ctx, resp)
+	rq.relayHTTP2Response(ctx, resp, it)
 	resp.Body.Close()
 	cancel()
 	body.wait()
@@ -86,9 +92,23 @@ func (rq *request) http2Request(ctx context.Context) (*http.Request, *trackedBod
 	}
 	tb.r, tb.s = s.Body, s
 	tb.done = make(chan struct{})
+	if tr, ok := s.Body.(trailerSource); ok && len(tr.Trailer()) > 0 {
+		// Declared trailers: the transport announces them in a "trailer"
+		// field and sends their values after the body.
+		req.Trailer = make(http.Header, len(tr.Trailer()))
+		for k := range tr.Trailer() {
+			req.Trailer[k] = nil
+		}
+		tb.trailers, tb.trailerDst = tr, req.Trailer
+	}
 	req.Body = tb
 	return req, tb
 }
+
+// trailerSource is implemented by HTTP/2 downstream request bodies that
+// carry trailers (see hcm): Trailer holds their values once the body has
+// reached EOF.
+type trailerSource interface{ Trailer() http.Header }
 
 // trackedBody is the request body handed to the HTTP/2 transport, which
 // reads it on its own goroutine. wait returns once the transport has closed
@@ -98,11 +118,23 @@ type trackedBody struct {
 	s    *httpfilter.Stream
 	done chan struct{}
 	once sync.Once
+
+	// trailers, when set, provides the request trailers copied into
+	// trailerDst (the upstream request's Trailer) at EOF, on the
+	// transport's goroutine before it reads them.
+	trailers   trailerSource
+	trailerDst http.Header
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.s.Info.BytesReceived += int64(n)
+	if err == io.EOF && b.trailers != nil {
+		for k, v := range b.trailers.Trailer() {
+			b.trailerDst[k] = v
+		}
+		b.trailers = nil
+	}
 	return n, err
 }
 
@@ -119,7 +151,7 @@ func (b *trackedBody) wait() {
 
 // relayHTTP2Response streams an HTTP/2 upstream response downstream,
 // flushing every chunk (gRPC streams depend on it), then the trailers.
-func (rq *request) relayHTTP2Response(ctx context.Context, resp *http.Response) {
+func (rq *request) relayHTTP2Response(ctx context.Context, resp *http.Response, it *idleTimer) {
 	s := rq.s
 	out := &s.Resp
 	out.Reset()
@@ -145,6 +177,7 @@ func (rq *request) relayHTTP2Response(ctx context.Context, resp *http.Response) 
 	buf := rq.buf
 	for {
 		n, err := resp.Body.Read(buf)
+		it.touch()
 		if n > 0 {
 			if _, werr := s.W.Write(buf[:n]); werr != nil || s.W.Flush() != nil {
 				s.Info.SetFlag(streaminfo.DownstreamConnectionTermination)
@@ -156,6 +189,11 @@ func (rq *request) relayHTTP2Response(ctx context.Context, resp *http.Response) 
 			break
 		}
 		if err != nil {
+			if it.fired() {
+				s.Info.SetFlag(streaminfo.StreamIdleTimeout)
+				s.W.Abort()
+				return
+			}
 			if ctx.Err() == context.DeadlineExceeded {
 				err = errTimeout
 			}

@@ -80,6 +80,12 @@ type request struct {
 	buf      []byte // body copy buffer
 	upStart  time.Time
 	deadline time.Time
+	// grpcDuration is set when the deadline comes from the grpc-timeout
+	// header (route max_stream_duration.grpc_timeout_header_max).
+	grpcDuration bool
+	overloaded   bool // a circuit breaker refused the request
+	idle         time.Duration
+	idleArmed    bool // reads re-arm the idle timeout (see idle.go)
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{buf: make([]byte, 32<<10)} }}
@@ -96,6 +102,7 @@ func (f *Router) DecodeHeaders(s *httpfilter.Stream) httpfilter.Status {
 	rq.f, rq.s, rq.route = f, s, r
 	defer func() {
 		rq.f, rq.s, rq.route, rq.target, rq.cluster, rq.host = nil, nil, nil, nil, nil, nil
+		rq.grpcDuration, rq.overloaded, rq.idleArmed = false, false, false
 		clear(rq.cookies)
 		rq.cookies = rq.cookies[:0]
 		requestPool.Put(rq)
@@ -159,14 +166,19 @@ func (rq *request) forward() {
 	}
 	rq.cluster = cl
 	s.Info.UpstreamCluster = rq.target.Name
-	timeout := rq.timeout()
+	timeout, grpcDuration := rq.timeout()
+	rq.grpcDuration = grpcDuration
 	rq.deadline = time.Time{}
 	if timeout > 0 {
 		rq.deadline = s.Info.StartTime.Add(timeout)
 	}
 	if !cl.Breakers.TryRequest() {
+		// Envoy's router charges every reply to a failed upstream attempt
+		// as that upstream code (chargeUpstreamAbort), overflow included.
 		cl.Stats.Pool.RqPendingOverflw.Inc()
-		httpfilter.SendLocalReply(s, 503, httpfilter.BodyOverflow, streaminfo.UpstreamOverflow, "upstream_reset_before_response_started{overflow}")
+		cl.Stats.RecordResponse(503)
+		httpfilter.Send(s, httpfilter.LocalReply{Status: 503, Body: httpfilter.BodyOverflow, Flag: streaminfo.UpstreamOverflow,
+			Details: "upstream_reset_before_response_started{overflow}", Overloaded: true})
 		return
 	}
 	defer cl.Breakers.ReleaseRequest()
@@ -176,6 +188,7 @@ func (rq *request) forward() {
 	}
 	h := cl.Choose(&lbctx)
 	if h == nil {
+		cl.Stats.RecordResponse(503) // as Envoy's sendNoHealthyUpstreamResponse
 		httpfilter.SendLocalReply(s, 503, httpfilter.BodyNoHealthyUpstream, streaminfo.NoHealthyUpstream, "no_healthy_upstream")
 		return
 	}
@@ -198,6 +211,7 @@ func (rq *request) forward() {
 		h.Stats.RqActive.Dec()
 	}()
 	rq.upStart = time.Now()
+	rq.setupIdle()
 	switch proto := cl.Protocol(); {
 	case proto == upstream.HTTP2, proto == upstream.Downstream && s.Req.Protocol == headers.HTTP2:
 		rq.forwardHTTP2()
@@ -206,28 +220,25 @@ func (rq *request) forward() {
 	}
 }
 
-// timeout is the route timeout, or the gRPC timeout when the route's
-// max_stream_duration.grpc_timeout_header_max says to use the grpc-timeout
-// header (Envoy's semantics: capped by the max, 0 meaning no cap, minus the
-// offset).
-func (rq *request) timeout() time.Duration {
+// timeout is the route's timeout. For a gRPC request on a route with
+// max_stream_duration.grpc_timeout_header_max it is Envoy's gRPC timeout
+// instead (grpc is then true): the grpc-timeout header minus
+// grpc_timeout_header_offset, capped by the max (0: no cap); no header means
+// the max itself, 0 meaning none (Envoy's FilterUtility::finalTimeout).
+func (rq *request) timeout() (d time.Duration, grpc bool) {
 	r := rq.route
-	t := r.Timeout()
 	msd := r.MaxStreamDuration()
 	if !rq.s.GRPC || !msd.HasGrpcTimeoutHeaderMax {
-		return t
+		return r.Timeout(), false
 	}
-	gt, ok := parseGRPCTimeout(rq.s.Req.Get(headers.GRPCTimeout))
-	if !ok {
-		return t // no header: the route timeout applies
+	gt, _ := parseGRPCTimeout(rq.s.Req.Get(headers.GRPCTimeout))
+	if msd.HasGrpcTimeoutHeaderOffset && gt > 0 {
+		gt = max(gt-msd.GrpcTimeoutHeaderOffset, time.Millisecond)
 	}
-	if msd.GrpcTimeoutHeaderMax > 0 && gt > msd.GrpcTimeoutHeaderMax {
-		gt = msd.GrpcTimeoutHeaderMax
+	if m := msd.GrpcTimeoutHeaderMax; m > 0 && (gt == 0 || gt > m) {
+		gt = m
 	}
-	if msd.HasGrpcTimeoutHeaderOffset && gt > msd.GrpcTimeoutHeaderOffset {
-		gt -= msd.GrpcTimeoutHeaderOffset
-	}
-	return gt
+	return gt, true
 }
 
 // parseGRPCTimeout parses a grpc-timeout value: at most 8 digits and a unit

@@ -8,13 +8,16 @@ import (
 	"time"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/internal/proxy/admin"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
 )
 
 // buildAdmin binds the admin listener at the bootstrap's admin.address.
@@ -109,7 +112,7 @@ func (s *Server) configDump() *adminv3.ConfigDump {
 func (s *Server) clusterStatuses() *adminv3.Clusters {
 	out := &adminv3.Clusters{}
 	for _, c := range s.clusters.Clusters() {
-		cs := &adminv3.ClusterStatus{Name: c.Name(), ObservabilityName: c.Name()}
+		cs := &adminv3.ClusterStatus{Name: c.Name(), ObservabilityName: c.Name(), CircuitBreakers: breakerThresholds(c)}
 		for _, h := range c.Hosts() {
 			ap := h.AddrPort()
 			loc := h.Locality()
@@ -136,6 +139,27 @@ func (s *Server) clusterStatuses() *adminv3.Clusters {
 			cs.HostStatuses = append(cs.HostStatuses, hs)
 		}
 		out.ClusterStatuses = append(out.ClusterStatuses, cs)
+	}
+	return out
+}
+
+// breakerThresholds are the circuit-breaker limits in force, for /clusters
+// (Envoy prints the effective thresholds of both priorities; weft enforces
+// the DEFAULT ones and reports HIGH as configured or defaulted).
+func breakerThresholds(c *upstream.Cluster) *clusterv3.CircuitBreakers {
+	t := c.Breakers.T
+	def := &clusterv3.CircuitBreakers_Thresholds{
+		Priority:           corev3.RoutingPriority_DEFAULT,
+		MaxConnections:     wrapperspb.UInt32(uint32(t.MaxConnections)),
+		MaxPendingRequests: wrapperspb.UInt32(uint32(t.MaxPendingRequests)),
+		MaxRequests:        wrapperspb.UInt32(uint32(t.MaxRequests)),
+		MaxRetries:         wrapperspb.UInt32(uint32(t.MaxRetries)),
+	}
+	out := &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{def}}
+	for _, th := range c.Config().GetCircuitBreakers().GetThresholds() {
+		if th.GetPriority() == corev3.RoutingPriority_HIGH {
+			out.Thresholds = append(out.Thresholds, th)
+		}
 	}
 	return out
 }

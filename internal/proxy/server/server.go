@@ -35,7 +35,9 @@ type Options struct {
 	Bootstrap *bootstrapv3.Bootstrap
 	// ConfigPath is the -c file, for /server_info.
 	ConfigPath string
-	// DrainTime bounds the drain on shutdown (Envoy's --drain-time-s).
+	// DrainTime bounds the drain on shutdown (Envoy's --drain-time-s):
+	// zero selects Envoy's default of 600 s; a negative value means no
+	// wait at all (--drain-time-s 0): in-flight requests are cut at once.
 	DrainTime   time.Duration
 	Concurrency int
 	LogLevel    string
@@ -78,8 +80,11 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.DrainTime <= 0 {
+	switch {
+	case o.DrainTime == 0:
 		o.DrainTime = 10 * time.Minute // Envoy's --drain-time-s default
+	case o.DrainTime < 0:
+		o.DrainTime = 0
 	}
 	s := &Server{
 		o:       o,
@@ -89,6 +94,7 @@ func New(o Options) (*Server, error) {
 		quit:    make(chan struct{}),
 	}
 	s.drain.init()
+	s.drain.healthFailed = &s.healthFailed
 	s.state.Store(int32(adminv3.ServerInfo_PRE_INITIALIZING))
 	s.clusters = upstream.NewManager(upstream.Options{
 		Stats:    s.stats,
@@ -228,9 +234,20 @@ type drainSignal struct {
 	on   atomic.Bool
 	ch   chan struct{}
 	once sync.Once
+	// healthFailed is the server's /healthcheck/fail state: like Envoy's
+	// drainClose(), it makes connection managers close HTTP/1
+	// connections after their current response, without draining.
+	healthFailed *atomic.Bool
 }
 
-func (d *drainSignal) init()                         { d.ch = make(chan struct{}) }
+// DrainClose reports whether connections should close after their
+// current response: while draining, or while health checks are failed.
+func (d *drainSignal) DrainClose() bool {
+	return d.on.Load() || d.healthFailed != nil && d.healthFailed.Load()
+}
+
+func (d *drainSignal) init() { d.ch = make(chan struct{}) }
+
 func (d *drainSignal) start()                        { d.once.Do(func() { d.on.Store(true); close(d.ch) }) }
 func (d *drainSignal) Draining() bool                { return d.on.Load() }
 func (d *drainSignal) DrainStarted() <-chan struct{} { return d.ch }

@@ -7,16 +7,14 @@ package tcpproxy
 
 import (
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/network"
+	"github.com/weftmesh/weft/internal/proxy/relay"
 	"github.com/weftmesh/weft/internal/proxy/stats"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/upstream/lb"
@@ -138,110 +136,16 @@ func (p *Proxy) connect(cl *upstream.Cluster) (net.Conn, func()) {
 	return nil, nil
 }
 
-// relay copies both ways. A side that ends half-closes the other; the idle
-// timeout closes both when no byte moved for that long.
+// relay copies both ways until both sides are done or the idle timeout.
 func (p *Proxy) relay(down *network.Conn, up net.Conn) {
-	var idle *idleWatch
-	if p.idleTimeout > 0 {
-		idle = newIdleWatch(p.idleTimeout, down.Conn, up)
-		defer idle.stop()
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		n := copyConn(up, down, idle)
-		p.stats.rxBytes.Add(uint64(n))
-	}()
-	n := copyConn(down.Conn, up, idle)
-	p.stats.txBytes.Add(uint64(n))
-	wg.Wait()
-	if idle != nil && idle.fired() {
+	// Bytes a listener filter peeked at (a TLS ClientHello) go first; then
+	// the raw socket is relayed directly.
+	pending := down.Peeked
+	down.Peeked = nil
+	r := relay.Run(down.Conn, up, relay.Options{IdleTimeout: p.idleTimeout, PendingA: pending})
+	p.stats.rxBytes.Add(uint64(r.AToB))
+	p.stats.txBytes.Add(uint64(r.BToA))
+	if r.IdleTimedOut {
 		p.stats.idleTimeout.Inc()
 	}
-}
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// copyConn copies src to dst until EOF, then half-closes dst.
-func copyConn(dst net.Conn, src io.Reader, idle *idleWatch) int64 {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var total int64
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			idle.touch()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-			total += int64(n)
-		}
-		if err != nil {
-			break
-		}
-	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	} else {
-		dst.Close()
-	}
-	return total
-}
-
-// idleWatch closes both connections when no byte has moved for the idle
-// timeout. Reads record the time of activity; one timer per connection
-// re-arms itself for the remaining time, instead of a deadline update per
-// read.
-type idleWatch struct {
-	timeout time.Duration
-	conns   [2]net.Conn
-	last    atomic.Int64 // unix nanoseconds of the last activity
-	t       *time.Timer
-	mu      sync.Mutex
-	done    bool
-	hit     bool
-}
-
-func newIdleWatch(d time.Duration, a, b net.Conn) *idleWatch {
-	w := &idleWatch{timeout: d, conns: [2]net.Conn{a, b}}
-	w.last.Store(time.Now().UnixNano())
-	w.t = time.AfterFunc(d, w.check)
-	return w
-}
-
-func (w *idleWatch) touch() {
-	if w != nil {
-		w.last.Store(time.Now().UnixNano())
-	}
-}
-
-func (w *idleWatch) check() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
-		return
-	}
-	if left := time.Duration(w.last.Load()+int64(w.timeout)) - time.Duration(time.Now().UnixNano()); left > 0 {
-		w.t.Reset(left)
-		return
-	}
-	w.hit = true
-	for _, c := range w.conns {
-		c.Close()
-	}
-}
-
-func (w *idleWatch) fired() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.hit
-}
-
-func (w *idleWatch) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-	w.t.Stop()
 }

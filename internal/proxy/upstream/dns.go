@@ -2,7 +2,9 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"time"
@@ -58,7 +60,11 @@ func (c *Cluster) refreshRate() time.Duration {
 }
 
 // resolveLoop resolves the cluster's names now and every refresh interval
-// until the cluster closes. A failed resolution keeps the previous hosts.
+// until the cluster closes. Each name is resolved on its own, as Envoy's
+// STRICT_DNS resolve targets are: a failed lookup keeps that name's
+// previous hosts; a name that no longer exists (or has no address of the
+// family asked for) removes them, as Envoy's resolver reports such an
+// answer as a completed, empty resolution.
 func (c *Cluster) resolveLoop(o Options) {
 	targets := c.dnsTargets()
 	t := time.NewTimer(0)
@@ -70,12 +76,13 @@ func (c *Cluster) resolveLoop(o Options) {
 		case <-t.C:
 		}
 		c.Stats.UpdateAttempt.Inc()
-		results, err := c.resolveAll(o, targets)
-		if err != nil {
+		results, failed := c.resolveAll(o, targets)
+		if failed > 0 {
 			c.Stats.UpdateFailure.Inc()
-			o.Logf("cluster %q: DNS resolution failed, keeping %d previous hosts: %v", c.name, len(c.Hosts()), err)
 		} else {
 			c.Stats.UpdateSuccess.Inc()
+		}
+		if failed < len(targets) {
 			c.applyDNS(targets, results)
 		}
 		c.markReady()
@@ -83,27 +90,41 @@ func (c *Cluster) resolveLoop(o Options) {
 	}
 }
 
-func (c *Cluster) resolveAll(o Options, targets []dnsTarget) ([][]netip.Addr, error) {
-	out := make([][]netip.Addr, len(targets))
+// resolveAll resolves every target. results[i] is nil when target i's
+// lookup failed (its hosts are to be kept), and empty when the name has no
+// address.
+func (c *Cluster) resolveAll(o Options, targets []dnsTarget) (results [][]netip.Addr, failed int) {
+	results = make([][]netip.Addr, len(targets))
 	for i, tg := range targets {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		addrs, err := lookup(ctx, o.Resolver, tg.name, c.config.GetDnsLookupFamily())
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("resolve %q: %w", tg.name, err)
+			failed++
+			o.Logf("cluster %q: resolving %q failed, keeping its previous hosts: %v", c.name, tg.name, err)
+			continue
 		}
-		out[i] = addrs
+		results[i] = addrs
 	}
-	return out, nil
+	return results, failed
 }
 
 // lookup resolves name with Envoy's dns_lookup_family semantics. An IP
-// literal resolves to itself.
+// literal resolves to itself. A name that does not exist, or has no
+// address of the families asked for, resolves to no address (a non-nil
+// empty slice); other failures (timeouts, server errors) are errors.
 func lookup(ctx context.Context, r Resolver, name string, family clusterv3.Cluster_DnsLookupFamily) ([]netip.Addr, error) {
 	if ip, err := netip.ParseAddr(name); err == nil {
 		return []netip.Addr{ip}, nil
 	}
-	try := func(network string) ([]netip.Addr, error) { return r.LookupNetIP(ctx, network, name) }
+	try := func(network string) ([]netip.Addr, error) {
+		addrs, err := r.LookupNetIP(ctx, network, name)
+		var de *net.DNSError
+		if errors.As(err, &de) && de.IsNotFound {
+			return []netip.Addr{}, nil
+		}
+		return addrs, err
+	}
 	first, second := "", ""
 	switch family {
 	case clusterv3.Cluster_V4_ONLY:
@@ -117,6 +138,8 @@ func lookup(ctx context.Context, r Resolver, name string, family clusterv3.Clust
 	default: // AUTO: IPv6 first, IPv4 when there is none
 		first, second = "ip6", "ip4"
 	}
+	// Envoy's resolver falls back to the second family when the first
+	// fails or has no address.
 	addrs, err := try(first)
 	if (err != nil || len(addrs) == 0) && second != "" {
 		addrs, err = try(second)
@@ -124,31 +147,22 @@ func lookup(ctx context.Context, r Resolver, name string, family clusterv3.Clust
 	if err != nil {
 		return nil, err
 	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("no addresses")
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.Unmap())
 	}
-	for i := range addrs {
-		addrs[i] = addrs[i].Unmap()
-	}
-	return addrs, nil
+	return out, nil
 }
 
 // applyDNS publishes hosts for new resolution results, keeping the Host
-// objects (and their connection pools) of addresses that did not change.
+// objects (and their connection pools) of addresses that did not change,
+// and every host of a target whose lookup failed (results[i] == nil).
 func (c *Cluster) applyDNS(targets []dnsTarget, results [][]netip.Addr) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.set.Load().hosts
 	if c.config.GetType() == clusterv3.Cluster_LOGICAL_DNS {
-		// One host whose address follows the first resolved address.
-		addr := netip.AddrPortFrom(results[0][0], targets[0].port).String()
-		if len(old) == 1 {
-			if old[0].Address() != addr {
-				old[0].addr.Store(&addr)
-			}
-			return
-		}
-		c.setHosts([]*Host{c.newHost(addr, targets[0].name, targets[0].meta)})
+		c.applyLogical(targets[0], results[0], old)
 		return
 	}
 	byKey := make(map[string]*Host, len(old))
@@ -157,17 +171,27 @@ func (c *Cluster) applyDNS(targets []dnsTarget, results [][]netip.Addr) {
 	}
 	var hosts []*Host
 	changed := false
+	keep := func(addr string, tg dnsTarget) {
+		k := hostKey(addr, tg.name, tg.meta.priority, tg.meta.locality, tg.meta.weight)
+		if h, ok := byKey[k]; ok {
+			hosts = append(hosts, h)
+			delete(byKey, k)
+			return
+		}
+		changed = true
+		hosts = append(hosts, c.newHost(addr, tg.name, tg.meta))
+	}
 	for i, tg := range targets {
-		for _, ip := range results[i] {
-			addr := netip.AddrPortFrom(ip, tg.port).String()
-			k := hostKey(addr, tg.name, tg.meta.priority, tg.meta.locality, tg.meta.weight)
-			if h, ok := byKey[k]; ok {
-				hosts = append(hosts, h)
-				delete(byKey, k)
-				continue
+		if results[i] == nil { // lookup failed: keep what the target had
+			for _, h := range old {
+				if tg.owns(h) {
+					keep(h.Address(), tg)
+				}
 			}
-			changed = true
-			hosts = append(hosts, c.newHost(addr, tg.name, tg.meta))
+			continue
+		}
+		for _, ip := range results[i] {
+			keep(netip.AddrPortFrom(ip, tg.port).String(), tg)
 		}
 	}
 	if !changed && len(byKey) == 0 && len(hosts) == len(old) {
@@ -177,6 +201,30 @@ func (c *Cluster) applyDNS(targets []dnsTarget, results [][]netip.Addr) {
 	for _, h := range byKey {
 		h.close()
 	}
+}
+
+// applyLogical updates a LOGICAL_DNS cluster: one host whose address
+// follows the first resolved address (new connections go there; pooled
+// ones stay, as in Envoy). An empty or failed resolution keeps the current
+// address.
+func (c *Cluster) applyLogical(tg dnsTarget, addrs []netip.Addr, old []*Host) {
+	if len(addrs) == 0 {
+		return
+	}
+	addr := netip.AddrPortFrom(addrs[0], tg.port).String()
+	if len(old) == 1 {
+		if old[0].Address() != addr {
+			old[0].addr.Store(&addr)
+		}
+		return
+	}
+	c.setHosts([]*Host{c.newHost(addr, tg.name, tg.meta)})
+}
+
+// owns reports whether h was made from this target.
+func (tg dnsTarget) owns(h *Host) bool {
+	return h.hostname == tg.name && h.AddrPort().Port() == tg.port && h.priority == tg.meta.priority &&
+		h.locality == tg.meta.locality && h.weight == tg.meta.weight
 }
 
 func hostKey(addr, name string, prio uint32, l Locality, w uint32) string {

@@ -16,7 +16,7 @@ type hostSet struct {
 	hosts  []*Host
 	levels []*level
 	// cumLoad[i] is the cumulative percentage of traffic for levels[0..i]
-	// (Envoy's priority load with overprovisioning).
+	// (Envoy's per-priority load with overprovisioning).
 	cumLoad []uint32
 }
 
@@ -34,7 +34,7 @@ type level struct {
 }
 
 type localityHosts struct {
-	hosts  []*Host
+	hosts  []*Host // the healthy hosts of the locality
 	picker lb.Picker
 }
 
@@ -49,12 +49,12 @@ type hostSetOptions struct {
 
 func buildHostSet(hosts []*Host, o hostSetOptions) *hostSet {
 	s := &hostSet{hosts: hosts}
+	if len(hosts) == 0 {
+		return s
+	}
 	var maxPrio uint32
 	for _, h := range hosts {
 		maxPrio = max(maxPrio, h.priority)
-	}
-	if len(hosts) == 0 {
-		return s
 	}
 	s.levels = make([]*level, maxPrio+1)
 	for i := range s.levels {
@@ -74,39 +74,108 @@ func buildHostSet(hosts []*Host, o hostSetOptions) *hostSet {
 			health[i] = min(100, uint32(overprovisioning*len(l.healthy)/len(l.all)))
 		}
 		total += health[i]
-		if o.panicThreshold > 0 && len(l.all) > 0 && 100*float64(len(l.healthy))/float64(len(l.all)) < o.panicThreshold {
-			l.panic = true
-		}
+	}
+	norm := min(100, total) // Envoy's normalized total availability
+	totalPanic := s.markPanic(norm, o.panicThreshold)
+	for _, l := range s.levels {
 		l.healthyPk = o.policy.Build(asLB(l.healthy))
 		l.allPk = o.policy.Build(asLB(l.all))
-		if o.localityWeighted {
+		if o.localityWeighted && !l.panic {
 			l.buildLocalities(o)
 		}
 	}
-	// Priority load: each level takes its health share of the remaining
-	// traffic, normalized when the total health is below 100 %.
-	s.cumLoad = make([]uint32, len(s.levels))
-	norm := min(100, total)
+	var loads []uint32
+	switch {
+	case norm == 0 && o.panicThreshold <= 0:
+		// No healthy host anywhere and panic disabled: Envoy assigns the
+		// load to P0, where no host will be found.
+		loads = make([]uint32, len(s.levels))
+		loads[0] = 100
+	case totalPanic:
+		loads = s.panicLoads()
+	default:
+		loads = distributeLoad(health, norm)
+	}
+	s.cumLoad = make([]uint32, len(loads))
 	var acc uint32
-	for i := range s.levels {
-		if norm == 0 {
-			if i == 0 {
-				acc = 100 // total panic: everything to the first level
-			}
-		} else {
-			acc += min(100-acc, health[i]*100/norm)
-		}
+	for i, v := range loads {
+		acc += v
 		s.cumLoad[i] = acc
 	}
 	s.cumLoad[len(s.cumLoad)-1] = 100
 	return s
 }
 
+// markPanic sets each level's panic mode as Envoy's
+// recalculatePerPriorityPanic does: never while the normalized total
+// availability is 100 %, otherwise for each level whose healthy percentage
+// is below the threshold (an empty level counts as 0 % healthy). It reports
+// whether every level is in panic.
+func (s *hostSet) markPanic(norm uint32, threshold float64) (totalPanic bool) {
+	totalPanic = true
+	for _, l := range s.levels {
+		if norm < 100 && threshold > 0 {
+			pct := 0.0
+			if len(l.all) > 0 {
+				pct = 100 * float64(len(l.healthy)) / float64(len(l.all))
+			}
+			l.panic = pct < threshold
+		}
+		totalPanic = totalPanic && l.panic
+	}
+	return totalPanic
+}
+
+// distributeLoad gives each level its health share of the traffic, scaled
+// by the normalized total availability, in priority order; what rounding
+// leaves goes to the first level with healthy hosts (Envoy's
+// distributeLoad).
+func distributeLoad(health []uint32, norm uint32) []uint32 {
+	loads := make([]uint32, len(health))
+	remaining := uint32(100)
+	first := -1
+	for i, h := range health {
+		if h > 0 && first < 0 {
+			first = i
+		}
+		loads[i] = min(remaining, h*100/norm)
+		remaining -= loads[i]
+	}
+	if remaining > 0 && first >= 0 {
+		loads[first] += remaining
+	}
+	return loads
+}
+
+// panicLoads splits the traffic by host count when every level is in panic
+// (Envoy's recalculateLoadInTotalPanic); the rounding remainder goes to the
+// first non-empty level.
+func (s *hostSet) panicLoads() []uint32 {
+	loads := make([]uint32, len(s.levels))
+	remaining := uint32(100)
+	first := -1
+	for i, l := range s.levels {
+		if len(l.all) > 0 && first < 0 {
+			first = i
+		}
+		loads[i] = uint32(100 * len(l.all) / len(s.hosts))
+		remaining -= loads[i]
+	}
+	loads[first] += remaining
+	return loads
+}
+
+// buildLocalities prepares Envoy's locality-weighted pick over the level's
+// healthy hosts: a locality's effective weight is its load_balancing_weight
+// times its availability, min(100 %, 1.4 × healthy / total hosts of the
+// locality) (Envoy's effectiveLocalityWeight; see "Locality weighted load
+// balancing" in the architecture overview). Weights are kept in percent
+// units so that no precision is lost to integer division.
 func (l *level) buildLocalities(o hostSetOptions) {
 	byLoc := map[Locality]*localityHosts{}
 	var order []*localityHosts
 	weights := map[*localityHosts]uint64{}
-	healthyCount := map[*localityHosts]int{}
+	totals := map[*localityHosts]int{}
 	for _, h := range l.all {
 		lh := byLoc[h.locality]
 		if lh == nil {
@@ -115,21 +184,16 @@ func (l *level) buildLocalities(o hostSetOptions) {
 			order = append(order, lh)
 			weights[lh] = uint64(o.localityWeight(h))
 		}
-		if h.Health().healthy() || l.panic {
+		totals[lh]++
+		if h.Health().healthy() {
 			lh.hosts = append(lh.hosts, h)
-			healthyCount[lh]++
 		}
 	}
 	var acc uint64
 	for _, lh := range order {
 		lh.picker = o.policy.Build(asLB(lh.hosts))
-		// Effective weight: locality weight × its available share
-		// (Envoy: weight × min(1, overprovisioning × healthy/total)).
-		eff := weights[lh] * uint64(min(100, overprovisioning*healthyCount[lh]/max(1, len(lh.hosts)+0))) / 100
-		if len(lh.hosts) == 0 {
-			eff = 0
-		}
-		acc += eff
+		availability := min(100, uint64(overprovisioning*len(lh.hosts)/totals[lh]))
+		acc += weights[lh] * availability
 		l.localities = append(l.localities, lh)
 		l.locWeights = append(l.locWeights, acc)
 	}
@@ -159,23 +223,25 @@ func (s *hostSet) choose(ctx *lb.Context) (h *Host, panicked bool) {
 			}
 		}
 	}
-	if l.locWeights != nil && l.locWeights[len(l.locWeights)-1] > 0 {
-		r := rand.Uint64N(l.locWeights[len(l.locWeights)-1])
-		for i, c := range l.locWeights {
-			if r < c {
-				lh := l.localities[i]
-				if idx := lh.picker.Pick(ctx); idx >= 0 {
-					return lh.hosts[idx], l.panic
-				}
-				break
-			}
-		}
-	}
 	if l.panic {
+		// Envoy: a level in panic balances over all its hosts, without
+		// locality weighting.
 		if idx := l.allPk.Pick(ctx); idx >= 0 {
 			return l.all[idx], true
 		}
 		return nil, false
+	}
+	if n := len(l.locWeights); n > 0 && l.locWeights[n-1] > 0 {
+		r := rand.Uint64N(l.locWeights[n-1])
+		for i, c := range l.locWeights {
+			if r < c {
+				lh := l.localities[i]
+				if idx := lh.picker.Pick(ctx); idx >= 0 {
+					return lh.hosts[idx], false
+				}
+				break
+			}
+		}
 	}
 	if idx := l.healthyPk.Pick(ctx); idx >= 0 {
 		return l.healthy[idx], false

@@ -6,16 +6,22 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/weftmesh/weft/internal/proxy/codec/http1"
 )
 
 // staleCheckAfter is how long a connection may sit idle before Acquire
-// checks, with one non-blocking peek, that the upstream has not closed it.
-// Connections reused sooner are assumed alive; if one turns out closed
-// before any response byte, the router may replay a request that had no
-// body (see H1Conn.Reused).
-const staleCheckAfter = time.Second
+// checks, with one non-blocking peek (a system call), that the upstream has
+// not closed it meanwhile. Envoy's event loop sees an idle connection's FIN
+// at once and never sends on it; weft looks when it reuses the connection.
+// Upstreams close idle connections after their keep-alive timeout (seconds
+// in common servers), so a connection reused sooner than this is almost
+// always alive, and busy pools pay nothing. A close that races with the
+// reuse is still possible: the router replays a bodiless request then (see
+// H1Conn.Reused); a request whose body was sent fails with 503 UC, as it
+// would with Envoy when the FIN arrives after the request left.
+const staleCheckAfter = 100 * time.Millisecond
 
 // H1 is the HTTP/1.1 connection pool of one host. Safe for concurrent use.
 type H1 struct {
@@ -47,7 +53,7 @@ type H1Conn struct {
 	nc       net.Conn
 	pool     *H1
 	rc       syscall.RawConn
-	peek     func(fd uintptr) bool
+	peek     func(fd uintptr)
 	peekN    int
 	peekErr  error
 	peekBuf  [1]byte
@@ -167,10 +173,16 @@ func (p *H1) dial(deadline time.Time) (*H1Conn, error) {
 	return c, nil
 }
 
-// peekFn runs on the raw socket: a non-blocking MSG_PEEK of one byte.
-func (c *H1Conn) peekFn(fd uintptr) bool {
-	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return true
+// peekFn runs on the raw socket: a non-blocking MSG_PEEK of one byte,
+// as a bare recvfrom(2) (syscall.Recvfrom would also decode a source
+// address a connected socket does not have).
+func (c *H1Conn) peekFn(fd uintptr) {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	c.peekN, c.peekErr = int(n), nil
+	if errno != 0 {
+		c.peekN, c.peekErr = -1, errno
+	}
 }
 
 // alive reports whether an idle connection is still open and has no
@@ -182,7 +194,9 @@ func (c *H1Conn) alive() bool {
 	if c.rc == nil {
 		return true
 	}
-	if err := c.rc.Read(c.peek); err != nil {
+	// Control, not Read: the peek never blocks, so it needs no poller
+	// wait, only the descriptor kept open while it runs.
+	if err := c.rc.Control(c.peek); err != nil {
 		return false
 	}
 	return c.peekN < 0 && errors.Is(c.peekErr, syscall.EAGAIN)

@@ -25,21 +25,39 @@ type H2Options struct {
 // H2 is the HTTP/2 connection pool of one host: streams are multiplexed
 // over as few connections as the streams limits allow. Safe for concurrent
 // use.
+//
+// As Envoy's HTTP/2 pool does, a connection that is still being
+// established counts as capacity: requests that arrive meanwhile wait for
+// it instead of dialing connections of their own, so a burst on a cold pool
+// opens one connection, not one per request. A connection's stream limit is
+// the cluster's max_concurrent_streams, lowered to the server's
+// SETTINGS_MAX_CONCURRENT_STREAMS once known; past it a new connection is
+// opened. Streams attached before the server's SETTINGS arrived wait on
+// the connection (x/net's strict mode) rather than fail.
 type H2 struct {
 	o   Options
 	opt H2Options
 	t   *http2.Transport
 
-	mu     sync.Mutex
-	conns  []*H2Conn
-	closed bool
+	mu      sync.Mutex
+	conns   []*H2Conn
+	dialing *h2Dial // the connection being established, if any
+	closed  bool
+}
+
+// h2Dial is a connection being established and the requests waiting for
+// it.
+type h2Dial struct {
+	done    chan struct{} // closed when the dial ended
+	err     error         // the dial's error, once done
+	waiters int           // requests attached, besides the dialer's own
 }
 
 // H2Conn is one pooled HTTP/2 connection.
 type H2Conn struct {
 	*http2.ClientConn
 	pool    *H2
-	streams int // in flight, under pool.mu
+	streams int // in flight or reserved, under pool.mu
 	dead    bool
 	closed  chan struct{}
 }
@@ -70,43 +88,114 @@ func NewH2(o Options, opt H2Options) *H2 {
 	}
 	t2.AllowHTTP = true
 	t2.DisableCompression = true
+	// The pool decides when a connection is full; x/net queues a stream
+	// above the server's limit instead of refusing it.
+	t2.StrictMaxConcurrentStreams = true
 	if o.IdleTimeout > 0 {
 		t2.IdleConnTimeout = o.IdleTimeout
 	}
 	return &H2{o: o, opt: opt, t: t2}
 }
 
-// Acquire reserves a stream on a connection, dialing a new connection when
-// every existing one is at its stream limit. The caller must call Done on
-// the returned connection when the stream ends.
+// Acquire reserves a stream on a connection, waiting for the connection
+// being established or dialing a new one when every existing connection is
+// at its stream limit. deadline bounds the wait and the connect (zero: the
+// connect timeout only). The caller must call Done on the returned
+// connection when the stream ends.
 func (p *H2) Acquire(deadline time.Time) (*H2Conn, error) {
-	p.mu.Lock()
-	if p.closed {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if c := p.pickLocked(); c != nil {
+			p.mu.Unlock()
+			return c, nil
+		}
+		if d := p.dialing; d != nil && (p.opt.MaxConcurrentStreams == 0 || d.waiters+1 < int(p.opt.MaxConcurrentStreams)) {
+			d.waiters++
+			p.mu.Unlock()
+			if err := d.wait(deadline); err != nil {
+				return nil, err
+			}
+			continue // the new connection is in p.conns now
+		}
+		if !p.o.Breakers.TryConnection() {
+			p.mu.Unlock()
+			p.o.Stats.CxOverflow.Inc()
+			return nil, ErrOverflow
+		}
+		d := &h2Dial{done: make(chan struct{})}
+		p.dialing = d
 		p.mu.Unlock()
-		return nil, ErrClosed
+		c, err := p.connect(deadline)
+		p.mu.Lock()
+		if p.dialing == d {
+			p.dialing = nil
+		}
+		d.err = err
+		close(d.done)
+		p.mu.Unlock()
+		return c, err
 	}
+}
+
+// wait waits for the dial to end. A failed dial fails every request that
+// waited for it, as Envoy fails the pending requests of a connection that
+// could not be established.
+func (d *h2Dial) wait(deadline time.Time) error {
+	if deadline.IsZero() {
+		<-d.done
+		return d.err
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-d.done:
+		return d.err
+	case <-t.C:
+		return ErrTimeout
+	}
+}
+
+// pickLocked reserves a stream on the first connection with room, dropping
+// connections that can take no more streams.
+func (p *H2) pickLocked() *H2Conn {
 	for i := 0; i < len(p.conns); i++ {
 		c := p.conns[i]
-		if c.dead || c.State().Closed || c.State().Closing {
+		st := c.State()
+		if c.dead || st.Closed || st.Closing {
 			p.removeLocked(i)
 			i--
 			continue
 		}
-		if p.opt.MaxConcurrentStreams > 0 && c.streams >= int(p.opt.MaxConcurrentStreams) {
+		if limit := p.streamLimit(st); limit > 0 && c.streams >= limit {
 			continue
 		}
 		if c.ReserveNewRequest() {
 			c.streams++
-			p.mu.Unlock()
-			return c, nil
+			return c
 		}
 	}
-	if !p.o.Breakers.TryConnection() {
-		p.mu.Unlock()
-		p.o.Stats.CxOverflow.Inc()
-		return nil, ErrOverflow
+	return nil
+}
+
+// streamLimit is a connection's stream limit: the cluster's
+// max_concurrent_streams and the server's SETTINGS_MAX_CONCURRENT_STREAMS
+// (0 until the server's SETTINGS arrived), whichever is lower; 0 means no
+// limit.
+func (p *H2) streamLimit(st http2.ClientConnState) int {
+	limit := int(p.opt.MaxConcurrentStreams)
+	if peer := int(st.MaxConcurrentStreams); peer > 0 && (limit == 0 || peer < limit) {
+		limit = peer
 	}
-	p.mu.Unlock()
+	return limit
+}
+
+// connect dials a new connection (its connection slot is already taken),
+// adds it to the pool and reserves the caller's stream on it.
+func (p *H2) connect(deadline time.Time) (*H2Conn, error) {
 	nc, err := p.o.dial(deadline)
 	if err != nil {
 		p.o.Breakers.ReleaseConnection()

@@ -99,7 +99,10 @@ func (o *Options) dial(deadline time.Time) (net.Conn, error) {
 	if err != nil {
 		o.Stats.CxConnectFail.Inc()
 		o.Stats.HostCxFail.Inc()
-		if errors.Is(err, context.DeadlineExceeded) {
+		// A dial past its deadline reports a net.Error timeout (the net
+		// package maps the context's DeadlineExceeded to it).
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 			o.Stats.CxConnectTimeout.Inc()
 		}
 		return nil, &ConnectError{Addr: addr, Err: err}
