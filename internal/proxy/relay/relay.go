@@ -6,7 +6,6 @@
 package relay
 
 import (
-
 	"net"
 	"sync"
 	"sync/atomic"
@@ -135,4 +134,3 @@ func (w *idleCloser) stop() {
 	w.done.Store(true)
 	w.t.Stop()
 }
-
