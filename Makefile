@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test vet fmt-check unit bench bench-quick fuzz clean
+.PHONY: all build test vet fmt-check unit bench bench-quick bench-test fuzz clean
 
 all: build
 
@@ -26,6 +26,11 @@ unit:
 # Extra flags: make bench BENCH_ARGS="--only nginx,haproxy --runs 3".
 bench:
 	./bench/run.sh $(BENCH_ARGS)
+
+# Unit tests of the benchmark harness (nested module; needs nginx and
+# haproxy, which bench/run.sh installs).
+bench-test:
+	cd bench && $(GO) test -race -count=1 ./...
 
 # Smoke run of the benchmark: 3 s at 1,000 req/s per cell.
 bench-quick:

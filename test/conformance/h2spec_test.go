@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,6 +260,9 @@ func runH2Spec(h2spec, addr, dir string) (*h2specResult, error) {
 	defer cancel()
 	// -o 2: a case that gets no answer fails after 2 s (h2spec's default).
 	cmd := exec.CommandContext(ctx, h2spec, "-h", host, "-p", port, "-o", "2", "-j", report)
+	// h2spec must not outlive the test binary (a killed test run left
+	// h2spec processes spinning once).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	runErr := cmd.Run() // exits 1 when a case failed: the report tells
