@@ -6,8 +6,9 @@ PKGS := ./...
 
 all: build
 
+# Static, pure-Go binaries (no libc; the pure-Go DNS resolver).
 build:
-	$(GO) build -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
 
 # test is the one command CI runs (.ci/run) and the README names.
 test: fmt-check vet unit
@@ -24,6 +25,15 @@ unit:
 
 # Side-by-side proxy benchmark (weft-proxy, nginx, HAProxy); see bench/README.md.
 # Extra flags: make bench BENCH_ARGS="--only nginx,haproxy --runs 3".
+# A short run of every fuzz target (FUZZTIME each, default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./internal/proxy/codec/http1 -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/proxy/codec/http1 -run '^$$' -fuzz '^FuzzChunked$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/proxy/router -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/proxy/bootstrap -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/proxy/listener/tlsinspect -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME)
+
 bench:
 	./bench/run.sh $(BENCH_ARGS)
 

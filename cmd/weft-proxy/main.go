@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +37,7 @@ type options struct {
 	drainTimeS  int
 	concurrency int
 	version     bool
+	cpuProfile  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -50,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.drainTimeS, "drain-time-s", 600, "seconds to drain connections on shutdown (SIGTERM, /quitquitquit)")
 	fs.IntVar(&o.concurrency, "concurrency", 0, "worker threads (GOMAXPROCS); 0 keeps Go's default (the CPUs available)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile (pprof) of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -117,7 +121,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "configuration '%s' OK\n", source)
 		return 0
 	}
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "weft-proxy: --cpuprofile:", err)
+			return 1
+		}
+		defer stop()
+	}
 	return serve(sopts, log, stderr)
+}
+
+// startCPUProfile profiles the process until stop is called (after the
+// drain), for measuring the proxy under real load.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // drainTime converts --drain-time-s to server.Options.DrainTime, where
@@ -146,6 +175,10 @@ func serve(o server.Options, log *slog.Logger, stderr io.Writer) int {
 		return 1
 	}
 	srv.Start()
+	// Start-up garbage (YAML and protobuf decoding, validation) is done
+	// with: give its memory back to the OS now rather than letting the
+	// scavenger do it over minutes.
+	debug.FreeOSMemory()
 	for _, a := range srv.ListenerAddrs() {
 		log.Info("listening", "listener", a.Name, "address", a.Addr.String())
 	}

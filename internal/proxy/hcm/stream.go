@@ -197,6 +197,13 @@ func (m *Manager) checkRequest(s *httpfilter.Stream) bool {
 // It reports false when the Connection header must be refused (see
 // nominationAllowed); the request is then answered 400.
 func removeHopByHop(h *headers.Map, upgrade bool) bool {
+	if !hasHopByHop(h) {
+		// The common case: one pass over the fields, no deletion.
+		if upgrade {
+			h.Set(headers.Connection, "upgrade")
+		}
+		return true
+	}
 	var stack [2][]byte
 	conns := stack[:0]
 	for i := h.Index(headers.Connection, 0); i >= 0; i = h.Index(headers.Connection, i+1) {
@@ -223,6 +230,19 @@ func removeHopByHop(h *headers.Map, upgrade bool) bool {
 		h.Del(headers.Upgrade)
 	}
 	return true
+}
+
+// hasHopByHop reports, in one pass, whether any connection-specific field
+// is present, so that the common message pays no deletions.
+func hasHopByHop(h *headers.Map) bool {
+	for i := range h.Fields {
+		switch string(h.Fields[i].Name) {
+		case headers.Connection, headers.KeepAlive, headers.ProxyConnection,
+			headers.TransferEncoding, headers.TE, headers.Upgrade:
+			return true
+		}
+	}
+	return false
 }
 
 // maxConnectionTokens is Envoy's limit on the tokens of a request's
@@ -271,7 +291,7 @@ func deleteNominated(h *headers.Map, conn []byte) {
 // prepareResponse applies the connection manager's response rules: remove
 // hop-by-hop headers, set date and the server header.
 func (m *Manager) prepareResponse(h *headers.Response, upgrade bool) {
-	if h.Len() > 0 {
+	if hasHopByHop(&h.Map) {
 		if conn := h.Get(headers.Connection); conn != nil {
 			deleteNominated(&h.Map, conn)
 		}
