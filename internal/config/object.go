@@ -1,0 +1,115 @@
+// Package config is weft-control's view of the mesh configuration users
+// write: Istio resources (networking.istio.io VirtualService,
+// DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar; later
+// security.istio.io and telemetry.istio.io), decoded into the types of
+// istio.io/api, validated with Istio's rules, and kept in a Store that holds
+// the last good version of every object.
+//
+// The file loader reads a directory of YAML/JSON documents; the Kubernetes
+// watcher (a later issue) produces the same Objects.
+package config
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Kind is a resource kind, as written in `kind:`.
+type Kind string
+
+// The kinds weft-control understands.
+const (
+	VirtualService  Kind = "VirtualService"
+	DestinationRule Kind = "DestinationRule"
+	Gateway         Kind = "Gateway"
+	ServiceEntry    Kind = "ServiceEntry"
+	WorkloadEntry   Kind = "WorkloadEntry"
+	Sidecar         Kind = "Sidecar"
+)
+
+// Key identifies an object.
+type Key struct {
+	Kind      Kind
+	Namespace string
+	Name      string
+}
+
+func (k Key) String() string { return fmt.Sprintf("%s %s/%s", k.Kind, k.Namespace, k.Name) }
+
+// Meta is an object's metadata: the parts of Kubernetes ObjectMeta that
+// Istio's semantics use.
+type Meta struct {
+	Kind Kind
+	// APIVersion is as written: "networking.istio.io/v1", ".../v1beta1" or
+	// ".../v1alpha3" (all decode to the same istio.io/api types).
+	APIVersion  string
+	Name        string
+	Namespace   string // "default" when not written
+	Labels      map[string]string
+	Annotations map[string]string
+}
+
+// Source says where an object came from, for errors and debugging.
+type Source struct {
+	File string
+	// Doc is the 0-based index of the YAML document in File.
+	Doc int
+	// Line is the 1-based line where the document starts (0: unknown).
+	Line int
+}
+
+func (s Source) String() string {
+	if s.Line > 0 {
+		return fmt.Sprintf("%s:%d (document %d)", s.File, s.Line, s.Doc)
+	}
+	return fmt.Sprintf("%s (document %d)", s.File, s.Doc)
+}
+
+// Object is one validated configuration object. Objects are immutable once
+// built: code that needs a change builds a new Object.
+type Object struct {
+	Meta
+	// Spec is the istio.io/api message of the kind, for example
+	// *networkingv1alpha3.VirtualService.
+	Spec   proto.Message
+	Source Source
+	// Version changes whenever the object's content changes (a hash of the
+	// spec and metadata).
+	Version string
+}
+
+// Key returns the object's identity.
+func (o *Object) Key() Key { return Key{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name} }
+
+// Error is a problem with one object or document: where it is, which field,
+// and what is wrong.
+type Error struct {
+	Source Source
+	// Key is the object's identity when it could be read ("" fields when
+	// the document is too broken to say).
+	Key Key
+	// Path is the field path inside the document, e.g.
+	// "spec.http[0].route[1].weight".
+	Path string
+	// Message says what is wrong and, where it helps, what to do.
+	Message string
+	// Warning marks problems that do not reject the object (for example a
+	// field weft-control does not act on yet).
+	Warning bool
+}
+
+func (e *Error) Error() string {
+	s := e.Source.String()
+	if e.Key.Kind != "" {
+		s += ": " + e.Key.String()
+	}
+	if e.Path != "" {
+		s += ": " + e.Path
+	}
+	level := ""
+	if e.Warning {
+		level = "warning: "
+	}
+	return s + ": " + level + e.Message
+}
