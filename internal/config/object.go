@@ -5,8 +5,16 @@
 // istio.io/api, validated with Istio's rules, and kept in a Store that holds
 // the last good version of every object.
 //
-// The file loader reads a directory of YAML/JSON documents; the Kubernetes
-// watcher (a later issue) produces the same Objects.
+// The file loader (LoadDir, LoadFiles) reads a directory of YAML/JSON
+// documents through internal/protoyaml, so every problem is an *Error with
+// its file, document, line, object key and field path
+// ("spec.http[0].route[1].weight"). Validation follows Istio's
+// pkg/config/validation rules (validate_*.go) and its analyzers for the
+// cross-object checks (crossref.go); where weft differs on purpose the
+// code says so. A Store applies each load atomically, keeping the last
+// good version of a rejected object, and a Watcher reloads the directory
+// into the Store when it changes (debounced). The Kubernetes watcher (a
+// later issue) will produce the same Objects.
 package config
 
 import (
@@ -85,6 +93,9 @@ func (o *Object) Key() Key { return Key{Kind: o.Kind, Namespace: o.Namespace, Na
 // Error is a problem with one object or document: where it is, which field,
 // and what is wrong.
 type Error struct {
+	// Source is where the problem is: Source.Line is the line of the field
+	// at Path when it is written in the file (or of its nearest written
+	// ancestor), else the line where the object's document starts.
 	Source Source
 	// Key is the object's identity when it could be read ("" fields when
 	// the document is too broken to say).

@@ -6,17 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	"go.yaml.in/yaml/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/weftmesh/weft/internal/protoyaml"
 )
 
 // Load reads an Envoy v3 Bootstrap from a YAML or JSON file, like Envoy's
@@ -67,22 +66,22 @@ func ParseAndValidate(data []byte, source string) (*bootstrapv3.Bootstrap, error
 	return nil, errs
 }
 
+// decodeOptions decode a bootstrap: Any types are resolved only among the
+// extension types weft-proxy supports, and paths use proto field names.
+var decodeOptions = protoyaml.Options{Resolver: supportedResolver{}, AnyPolicy: supportedAnyPolicy{}}
+
 // parse decodes data and returns the bootstrap with the YAML tree it came
 // from (for line numbers).
 func parse(data []byte, source string) (*bootstrapv3.Bootstrap, *yaml.Node, error) {
 	jsonData, doc, err := toJSON(data)
 	if err != nil {
-		return nil, nil, Errors{{Source: source, Reason: err.Error()}}
+		errs := Errors{fieldErrorOf(err)}
+		errs[0].Source = source
+		return nil, nil, errs
 	}
 	b := &bootstrapv3.Bootstrap{}
-	opts := protojson.UnmarshalOptions{Resolver: supportedResolver{}}
-	if err := opts.Unmarshal(jsonData, b); err != nil {
-		errs := diagnose(jsonData, b.ProtoReflect().Descriptor())
-		if len(errs) == 0 {
-			// The walker did not find what protojson objects to; its message
-			// has only a JSON offset, but it is better than nothing.
-			errs = Errors{{Reason: err.Error()}}
-		}
+	if ps := decodeOptions.UnmarshalJSONText(jsonData, b, ""); ps != nil {
+		errs := fromProblems(ps)
 		annotate(errs, source, doc)
 		return nil, nil, errs
 	}
@@ -129,93 +128,12 @@ func parseYAML(data []byte) (*yaml.Node, error) {
 	return &doc, nil
 }
 
-// yamlToJSON converts a YAML document to JSON text for protojson. Anchors,
-// aliases and merge keys are expanded by the YAML decoder (which limits
-// alias expansion).
+// yamlToJSON converts a YAML document to JSON text for protojson, as
+// protoyaml.ToJSON describes: anchors, aliases and merge keys are expanded
+// (with a bound on the expansion), YAML 1.2 scalars keep their types, and a
+// timestamp stays the text as written.
 func yamlToJSON(doc *yaml.Node) ([]byte, error) {
-	var v any
-	if err := doc.Decode(&v); err != nil {
-		return nil, fmt.Errorf("invalid YAML: %w", err)
-	}
-	jv, err := jsonable(v, "")
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(jv)
-}
-
-// jsonable converts a decoded YAML value to one encoding/json can marshal:
-// mapping keys become strings, infinities and NaN become the strings
-// protojson accepts for floating-point fields, timestamps become RFC 3339.
-func jsonable(v any, path string) (any, error) {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, e := range t {
-			c, err := jsonable(e, joinField(path, k))
-			if err != nil {
-				return nil, err
-			}
-			t[k] = c
-		}
-		return t, nil
-	case map[any]any:
-		out := make(map[string]any, len(t))
-		for k, e := range t {
-			ks, err := scalarKey(k, path)
-			if err != nil {
-				return nil, err
-			}
-			c, err := jsonable(e, joinField(path, ks))
-			if err != nil {
-				return nil, err
-			}
-			out[ks] = c
-		}
-		return out, nil
-	case []any:
-		for i, e := range t {
-			c, err := jsonable(e, joinIndex(path, i))
-			if err != nil {
-				return nil, err
-			}
-			t[i] = c
-		}
-		return t, nil
-	case float64:
-		return jsonFloat(t), nil
-	case time.Time:
-		return t.Format(time.RFC3339Nano), nil
-	case nil, bool, string, int, int64, uint64:
-		return t, nil
-	default:
-		return nil, fmt.Errorf("%s: unsupported YAML value of type %T", path, v)
-	}
-}
-
-// jsonFloat maps the floats JSON cannot carry to protojson's strings.
-func jsonFloat(f float64) any {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	return f
-}
-
-// scalarKey formats a non-string YAML mapping key as JSON does not allow
-// any other kind of key.
-func scalarKey(k any, path string) (string, error) {
-	switch t := k.(type) {
-	case string:
-		return t, nil
-	case bool, int, int64, uint64, float64:
-		return fmt.Sprint(t), nil
-	default:
-		return "", fmt.Errorf("%s: mapping key %v is not a scalar", path, k)
-	}
+	return protoyaml.ToJSON(doc)
 }
 
 // supportedResolver resolves google.protobuf.Any @type values for protojson:

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// streams are where a command writes.
+type streams struct {
+	out, err io.Writer
+}
+
+// exitError ends the program with a status after the command has already
+// said why (on stdout or stderr).
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// run executes the CLI with args and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := newRootCommand(streams{out: stdout, err: stderr})
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		fmt.Fprintln(stderr, "weft:", err)
+		return 1
+	}
+}
+
+// newRootCommand builds the weft command tree. Each subcommand lives in
+// its own file and is added here.
+func newRootCommand(s streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "weft",
+		Short: "weft is the command line of the weft service mesh",
+		Long: "weft is the command line of the weft service mesh: weft-control (the control plane,\n" +
+			"reading Istio configuration) and weft-proxy (the Envoy-compatible data plane).",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.AddCommand(newAnalyzeCommand(s))
+	return root
+}
