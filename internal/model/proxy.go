@@ -123,9 +123,11 @@ func ParseProxy(id string, meta map[string]string, labels map[string]string) (*P
 	p.HTTPProxyPort = DefaultHTTPProxyPort
 	if v := meta[MetaHTTPProxyPort]; v != "" {
 		n, err := strconv.ParseUint(v, 10, 16)
-		if err != nil || n == 0 {
+		if err != nil {
 			return nil, fmt.Errorf("node metadata %s %q is not a port number", MetaHTTPProxyPort, v)
 		}
+		// 0 is allowed: the proxy binds a free port (tests, several
+		// proxies on one machine).
 		p.HTTPProxyPort = uint32(n)
 	}
 	return p, nil

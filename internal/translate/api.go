@@ -9,6 +9,25 @@
 // depend on. Proxies whose outbound view is the same (same type, namespace
 // and Sidecar scope) share one set of outbound resources: the resource
 // messages are shared, read-only, between proxies.
+//
+// What each kind of proxy gets:
+//   - sidecars (local mode, no traffic capture): the HTTP proxy listener
+//     "ADDRESS_PORT" (default 127.0.0.1_15001) routing through the route
+//     configuration "http_proxy" (a virtual host "HOST:PORT" per visible
+//     service HTTP port); Istio-shaped TCP/TLS listeners "0.0.0.0_PORT"
+//     that bind nothing until capture exists; clusters
+//     "outbound|PORT|SUBSET|HOST" and their load assignments; inbound
+//     listeners "IP_PORT" and clusters "inbound|PORT||" for the ports the
+//     workload serves;
+//   - gateways (router): a listener per Gateway server port, HTTP servers
+//     routed through "http.PORT", TLS passthrough on SNI, TCP; the
+//     outbound clusters;
+//   - proxyless gRPC clients: a listener "HOST:PORT" with an api_listener
+//     and the route configuration of that name per service HTTP port; EDS
+//     clusters grpc-go accepts.
+//
+// What is not applied yet (retries, faults, mirroring, CORS, outlier
+// detection, TLS, ...) is reported by Translator.Warnings.
 package translate
 
 import (
@@ -21,16 +40,17 @@ import (
 	"github.com/weftmesh/weft/internal/model"
 )
 
-// Resources are one proxy's xDS resources by name. The messages are
-// read-only: they may be shared with other proxies.
+// Resources are one proxy's xDS resources by name. Everything in them —
+// maps and messages — is read-only: proxies of the same scope share them.
 type Resources struct {
 	Listeners map[string]*listenerv3.Listener
 	Routes    map[string]*routev3.RouteConfiguration
 	Clusters  map[string]*clusterv3.Cluster
 	Endpoints map[string]*endpointv3.ClusterLoadAssignment
-	// Versions holds, per resource type URL, a hash of that type's
-	// resources: equal content gives an equal version, so the xDS server
-	// sends a type again only when it changed.
+	// Versions holds, per resource type URL (ListenerType, RouteType,
+	// ClusterType, EndpointType), a hash of that type's resources: equal
+	// content gives an equal version, so the xDS server sends a type again
+	// only when it changed.
 	Versions map[string]string
 }
 

@@ -1,0 +1,206 @@
+package translate
+
+import (
+	"fmt"
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/model"
+)
+
+// Warning messages for fields translation does not apply yet.
+const (
+	msgResilience = "not applied yet: the resilience issue adds it"
+	msgSecurity   = "not applied yet: the security issue adds it"
+	msgProxy      = "not applied: weft-proxy does not support it yet"
+)
+
+// staticWarnings lists, for every object of the snapshot, the fields that
+// translation ignores — whatever the proxy — so that nothing is dropped
+// silently.
+func staticWarnings(idx *index) []*config.Error {
+	var w warnSet
+	for _, vs := range idx.virtualServices {
+		virtualServiceWarnings(&w, vs)
+	}
+	for _, obj := range idx.snap.List(config.DestinationRule) {
+		if spec, ok := obj.Spec.(*networking.DestinationRule); ok {
+			destinationRuleWarnings(&w, obj, spec)
+		}
+	}
+	for _, g := range idx.gateways {
+		gatewayWarnings(&w, g)
+	}
+	for _, scs := range idx.sidecars {
+		for _, sc := range scs {
+			sidecarWarnings(&w, sc)
+		}
+	}
+	for _, svc := range idx.snap.Services {
+		if svc.Resolution == model.Passthrough {
+			w.add(idx.serviceWarning(svc, "spec.resolution", fmt.Sprintf(
+				"resolution NONE needs ORIGINAL_DST clusters, which weft-proxy does not support yet: no outbound cluster, route or listener for %s", svc.Hostname)))
+		}
+	}
+	return w.list()
+}
+
+// virtualServiceWarnings covers the http route features of the resilience
+// issue, delegation, stat prefixes and L4 source subnets.
+func virtualServiceWarnings(w *warnSet, vs *vsEntry) {
+	for i, h := range vs.spec.Http {
+		p := fmt.Sprintf("spec.http[%d]", i)
+		fields := []struct {
+			set  bool
+			name string
+		}{
+			{h.Retries != nil, "retries"},
+			{h.Fault != nil, "fault"},
+			{h.Mirror != nil, "mirror"},
+			{len(h.Mirrors) > 0, "mirrors"},
+			{h.MirrorPercent != nil, "mirrorPercent"}, //nolint:staticcheck // deprecated, still reported
+			{h.MirrorPercentage != nil, "mirrorPercentage"},
+			{h.CorsPolicy != nil, "corsPolicy"},
+		}
+		for _, f := range fields {
+			if f.set {
+				w.warnObject(vs.obj, p+"."+f.name, msgResilience)
+			}
+		}
+		if h.Delegate != nil {
+			w.warnObject(vs.obj, p+".delegate", "not supported yet: delegate VirtualServices are not applied; this route is skipped")
+		}
+		for j, m := range h.Match {
+			if m.StatPrefix != "" {
+				w.warnObject(vs.obj, fmt.Sprintf("%s.match[%d].statPrefix", p, j), msgProxy)
+			}
+		}
+	}
+	for i, t := range vs.spec.Tcp {
+		for j, m := range t.Match {
+			if m.SourceSubnet != "" {
+				w.warnObject(vs.obj, fmt.Sprintf("spec.tcp[%d].match[%d].sourceSubnet", i, j), "not applied (Istio does not apply it to sidecars either)")
+			}
+		}
+	}
+}
+
+// destinationRuleWarnings covers every traffic policy of a rule.
+func destinationRuleWarnings(w *warnSet, obj *config.Object, dr *networking.DestinationRule) {
+	trafficPolicyWarnings(w, obj, "spec.trafficPolicy", dr.TrafficPolicy)
+	for i, s := range dr.Subsets {
+		trafficPolicyWarnings(w, obj, fmt.Sprintf("spec.subsets[%d].trafficPolicy", i), s.TrafficPolicy)
+	}
+}
+
+// trafficPolicyWarnings covers one traffic policy and its port-level
+// settings.
+func trafficPolicyWarnings(w *warnSet, obj *config.Object, path string, tp *networking.TrafficPolicy) {
+	if tp == nil {
+		return
+	}
+	policyComponentWarnings(w, obj, path, tp.LoadBalancer, tp.ConnectionPool, tp.OutlierDetection != nil, tp.Tls != nil)
+	if tp.Tunnel != nil {
+		w.warnObject(obj, path+".tunnel", msgProxy)
+	}
+	if tp.ProxyProtocol != nil {
+		w.warnObject(obj, path+".proxyProtocol", msgProxy)
+	}
+	if tp.RetryBudget != nil {
+		w.warnObject(obj, path+".retryBudget", msgResilience)
+	}
+	for i, pl := range tp.PortLevelSettings {
+		policyComponentWarnings(w, obj, fmt.Sprintf("%s.portLevelSettings[%d]", path, i),
+			pl.LoadBalancer, pl.ConnectionPool, pl.OutlierDetection != nil, pl.Tls != nil)
+	}
+}
+
+// policyComponentWarnings covers the components shared by policies and
+// port-level settings.
+func policyComponentWarnings(w *warnSet, obj *config.Object, path string, lb *networking.LoadBalancerSettings,
+	cp *networking.ConnectionPoolSettings, outlier, tls bool,
+) {
+	if outlier {
+		w.warnObject(obj, path+".outlierDetection", msgResilience)
+	}
+	if tls {
+		w.warnObject(obj, path+".tls", msgSecurity)
+	}
+	if lb != nil {
+		lp := path + ".loadBalancer"
+		if lb.GetSimple() == networking.LoadBalancerSettings_PASSTHROUGH {
+			w.warnObject(obj, lp+".simple", "not applied: PASSTHROUGH needs ORIGINAL_DST clusters, which weft-proxy does not support yet; the default policy applies")
+		}
+		if lb.LocalityLbSetting != nil {
+			w.warnObject(obj, lp+".localityLbSetting", msgResilience)
+		}
+		if lb.ZoneAwareLbSetting != nil {
+			w.warnObject(obj, lp+".zoneAwareLbSetting", msgResilience)
+		}
+		if lb.WarmupDurationSecs != nil || lb.Warmup != nil {
+			w.warnObject(obj, lp+".warmup", msgProxy+" (slow start)")
+		}
+		if len(lb.GetConsistentHash().GetHttpCookie().GetAttributes()) > 0 {
+			w.warnObject(obj, lp+".consistentHash.httpCookie.attributes", msgProxy)
+		}
+	}
+	if cp.GetTcp().GetTcpKeepalive() != nil {
+		w.warnObject(obj, path+".connectionPool.tcp.tcpKeepalive", msgProxy+" (upstream TCP keepalive)")
+	}
+	if cp.GetTcp().GetMaxConnectionDuration() != nil {
+		w.warnObject(obj, path+".connectionPool.tcp.maxConnectionDuration", msgProxy)
+	}
+	if cp.GetHttp().GetHttp2KeepAlive() != nil {
+		w.warnObject(obj, path+".connectionPool.http.http2KeepAlive", msgProxy)
+	}
+}
+
+// gatewayWarnings covers TLS termination, HTTPS redirects and default
+// endpoints.
+func gatewayWarnings(w *warnSet, g *gwEntry) {
+	for i, srv := range g.spec.Servers {
+		p := fmt.Sprintf("spec.servers[%d]", i)
+		switch kindOf(srv) {
+		case serverTerminate:
+			if srv.GetTls().GetMode() == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
+				w.warnObject(g.obj, p+".tls.mode", "AUTO_PASSTHROUGH is not supported; this server is skipped")
+			} else {
+				w.warnObject(g.obj, p+".tls", msgSecurity+" (TLS termination); this server is skipped")
+			}
+		case serverHTTP:
+			if srv.GetTls().GetHttpsRedirect() {
+				w.warnObject(g.obj, p+".tls.httpsRedirect", msgProxy+" (virtual host require_tls)")
+			}
+		}
+		if srv.DefaultEndpoint != "" {
+			w.warnObject(g.obj, p+".defaultEndpoint", "not applied: gateways route with VirtualServices")
+		}
+	}
+}
+
+// sidecarWarnings covers the Sidecar fields local mode does not apply.
+func sidecarWarnings(w *warnSet, sc *sidecarEntry) {
+	for i, e := range sc.spec.Egress {
+		p := fmt.Sprintf("spec.egress[%d]", i)
+		if e.Port != nil || e.Bind != "" || e.CaptureMode != networking.CaptureMode_DEFAULT {
+			w.warnObject(sc.obj, p, "port, bind and captureMode are not applied: in local mode outbound HTTP goes through the HTTP proxy listener; the egress hosts are applied")
+		}
+	}
+	for i, in := range sc.spec.Ingress {
+		p := fmt.Sprintf("spec.ingress[%d]", i)
+		if in.Tls != nil {
+			w.warnObject(sc.obj, p+".tls", msgSecurity)
+		}
+		if in.CaptureMode != networking.CaptureMode_DEFAULT {
+			w.warnObject(sc.obj, p+".captureMode", "not applied: local mode has no traffic capture")
+		}
+		if strings.HasPrefix(in.DefaultEndpoint, "unix://") {
+			w.warnObject(sc.obj, p+".defaultEndpoint", "unix domain sockets are not supported yet; this ingress listener is skipped")
+		}
+	}
+	if sc.spec.OutboundTrafficPolicy != nil {
+		w.warnObject(sc.obj, "spec.outboundTrafficPolicy", "not applied: requests to hosts outside the registry get 404 from the HTTP proxy listener (passthrough needs traffic capture, a later issue)")
+	}
+}
