@@ -1,9 +1,15 @@
 // Command weft-proxy is weft's data plane: an Envoy-compatible proxy that
 // reads an Envoy v3 bootstrap (-c FILE, YAML or JSON) and serves its
-// listeners, clusters and admin interface. Flags follow Envoy's names.
+// listeners, clusters and admin interface, static or from a control plane
+// over ADS (dynamic_resources). Flags follow Envoy's names.
 //
 //	weft-proxy -c examples/front-proxy.yaml
 //	weft-proxy --mode validate -c bootstrap.yaml
+//	weft-proxy sidecar --name app-1 --namespace default --ip 10.0.0.5 --labels app=web
+//	weft-proxy sidecar --name app-1 --print-bootstrap
+//
+// The sidecar subcommand builds the bootstrap of a mesh proxy from flags
+// and environment, the way Istio's agent does, and runs it.
 package main
 
 import (
@@ -80,6 +86,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "sidecar" {
+		return runSidecar(args[1:], os.Environ(), stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -165,19 +165,21 @@ func TestTCPProxyWeightedClusters(t *testing.T) {
 
 func TestTCPProxyIdleTimeout(t *testing.T) {
 	addr := tagUpstream(t, "echo")
-	p := StartProxy(t, tcpBootstrap("127.0.0.1", "0", false, []string{tcpChain("", "cluster: up, idle_timeout: 0.2s")}, staticCluster("up", addr)))
+	p := StartProxy(t, tcpBootstrap("127.0.0.1", "0", false, []string{tcpChain("", "cluster: up, idle_timeout: 0.5s")}, staticCluster("up", addr)))
 	c, err := net.Dial("tcp", p.Addr("tcp"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if tag, err := br.ReadString('\n'); err != nil || tag != "echo\n" {
 		t.Fatalf("tag %q %v", tag, err)
 	}
-	// Traffic every 50 ms for 600 ms (three idle timeouts) keeps it open.
-	for i := range 12 {
+	// Traffic every 50 ms for 1.5 s (three idle timeouts) keeps it open.
+	// The timeout is 0.5 s so that a loaded machine stretching a 50 ms
+	// pause tenfold does not look like idleness.
+	for i := range 30 {
 		msg := fmt.Sprintf("ping%d\n", i)
 		io.WriteString(c, msg)
 		if got, err := br.ReadString('\n'); err != nil || got != msg {
@@ -190,8 +192,8 @@ func TestTCPProxyIdleTimeout(t *testing.T) {
 	if n, err := br.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("read %d bytes from an idle relay, want it closed", n)
 	}
-	if took := time.Since(start); took < 150*time.Millisecond || took > 3*time.Second {
-		t.Errorf("the idle relay closed after %v, want about 200ms", took)
+	if took := time.Since(start); took < 400*time.Millisecond || took > 5*time.Second {
+		t.Errorf("the idle relay closed after %v, want about 500ms", took)
 	}
 	p.WaitStat("tcp.tcp.idle_timeout", 1)
 }

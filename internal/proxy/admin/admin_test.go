@@ -204,7 +204,6 @@ func TestEndpoints(t *testing.T) {
 		{"GET", "/config_dump?mask=nope", 400, contentText, "", "FieldMask nope could not be successfully applied to any configs."},
 		{"GET", "/config_dump?mask=static_clusters.cluster", 400, contentText, "", "could not be successfully applied"},
 		{"GET", "/config_dump?name_regex=back", 400, contentText, "", "name_regex is not supported"},
-		{"GET", "/config_dump?include_eds", 400, contentText, "", "include_eds is not supported"},
 		{"GET", "/quitquitquit", 405, contentText, "", "Method GET not allowed, POST required."},
 		{"GET", "/healthcheck/fail", 405, contentText, "", "Method GET not allowed, POST required."},
 		{"PUT", "/healthcheck/ok", 405, contentText, "", "Method PUT not allowed, POST required."},
@@ -499,3 +498,20 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) WriteHeader(code int)        { r.code = code }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+
+// TestConfigDumpEndpointsOnlyWithIncludeEDS: as in Envoy, the endpoints
+// config dump is printed only when ?include_eds asks for it.
+func TestConfigDumpEndpointsOnlyWithIncludeEDS(t *testing.T) {
+	src := fixtureConfigDump()
+	src.Configs = append(src.Configs, mustAny(&adminv3.EndpointsConfigDump{}))
+	o := fullOptions()
+	o.ConfigDump = func() *adminv3.ConfigDump { return src }
+	ta := start(t, o)
+	const eds = "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump"
+	if r := ta.do(t, "GET", "/config_dump"); r.code != 200 || strings.Contains(r.body, eds) {
+		t.Errorf("/config_dump: %d, endpoints present=%v; want 200 without endpoints", r.code, strings.Contains(r.body, eds))
+	}
+	if r := ta.do(t, "GET", "/config_dump?include_eds"); r.code != 200 || !strings.Contains(r.body, eds) {
+		t.Errorf("/config_dump?include_eds: %d, endpoints present=%v; want 200 with endpoints", r.code, strings.Contains(r.body, eds))
+	}
+}

@@ -21,15 +21,16 @@ var configDumpParams = []param{
 // does: the ConfigDump proto as pretty JSON with every Any resolved and
 // sensitive fields redacted; ?resource=<repeated field> lists that field's
 // elements (each packed as an Any), ?mask=<paths> trims them. name_regex
-// and include_eds are refused with 400 rather than ignored.
+// is refused with 400 rather than ignored. As in Envoy, the endpoints
+// (EndpointsConfigDump) are only included with ?include_eds.
 func (a *Admin) handleConfigDump(q url.Values) *response {
 	if first(q, "name_regex") != "" {
 		return text(http.StatusBadRequest, "name_regex is not supported by weft's /config_dump; use resource= and mask=\n")
 	}
-	if q.Has("include_eds") {
-		return text(http.StatusBadRequest, "include_eds is not supported by weft's /config_dump: weft has no EDS; endpoints are in each cluster's load_assignment\n")
-	}
 	src := a.opts.ConfigDump()
+	if !q.Has("include_eds") {
+		src = withoutEndpoints(src)
+	}
 	mask := parseMask(first(q, "mask"))
 	var dump *adminv3.ConfigDump
 	var errResp *response
@@ -125,4 +126,20 @@ func pack(m proto.Message) (*anypb.Any, *response) {
 		return nil, text(http.StatusInternalServerError, fmt.Sprintf("config_dump: cannot encode %s: %v\n", m.ProtoReflect().Descriptor().FullName(), err))
 	}
 	return a, nil
+}
+
+// withoutEndpoints returns d without its EndpointsConfigDump, which Envoy
+// prints only when asked with ?include_eds. d itself is not modified.
+func withoutEndpoints(d *adminv3.ConfigDump) *adminv3.ConfigDump {
+	if d == nil {
+		return nil
+	}
+	out := &adminv3.ConfigDump{}
+	for _, c := range d.GetConfigs() {
+		if c.MessageIs(&adminv3.EndpointsConfigDump{}) {
+			continue
+		}
+		out.Configs = append(out.Configs, c)
+	}
+	return out
 }

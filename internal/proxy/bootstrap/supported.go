@@ -63,11 +63,29 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 
 func bootstrapRules() map[protoreflect.FullName]msgRule {
 	return map[protoreflect.FullName]msgRule{
-		"envoy.config.bootstrap.v3.Bootstrap":                 fields("node", "static_resources", "admin"),
+		"envoy.config.bootstrap.v3.Bootstrap":                 fields("node", "static_resources", "dynamic_resources", "admin"),
 		"envoy.config.bootstrap.v3.Bootstrap.StaticResources": fields("listeners", "clusters"),
 		"envoy.config.bootstrap.v3.Admin":                     fields("address"),
 		"envoy.config.core.v3.Node":                           fields("id", "cluster", "metadata", "locality"),
 		"envoy.config.core.v3.Locality":                       fields("region", "zone", "sub_zone"),
+		// Dynamic mode: LDS and CDS (and, through them, RDS and EDS) over
+		// one ADS stream to a static cluster (Istio's bootstrap shape).
+		"envoy.config.bootstrap.v3.Bootstrap.DynamicResources": fields("ads_config", "lds_config", "cds_config"),
+		"envoy.config.core.v3.ApiConfigSource": fields(
+			"grpc_services",
+			"set_node_on_first_message_only", // Istio sets it
+		).with(map[protoreflect.Name]fieldRule{
+			"api_type":              enumOf("GRPC"), // state of the world
+			"transport_api_version": enumOf("V3"),
+		}),
+		"envoy.config.core.v3.GrpcService":           fields("envoy_grpc"),
+		"envoy.config.core.v3.GrpcService.EnvoyGrpc": fields("cluster_name"),
+		// A config source is the ADS stream; initial_fetch_timeout bounds
+		// warming (Envoy's default 15 s; 0 waits for ever, as Istio sets).
+		"envoy.config.core.v3.ConfigSource": fields("ads", "initial_fetch_timeout").with(map[protoreflect.Name]fieldRule{
+			"resource_api_version": enumOf("V3"),
+		}),
+		"envoy.config.core.v3.AggregatedConfigSource": {},
 	}
 }
 
@@ -78,6 +96,9 @@ func listenerRules() map[protoreflect.FullName]msgRule {
 			"listener_filters", "listener_filters_timeout",
 			"continue_on_listener_filters_timeout", "per_connection_buffer_limit_bytes",
 			"traffic_direction", // informational only (Envoy uses it for stats/tracing)
+			// false: the listener binds no socket (Istio's per-service
+			// outbound listeners, which only receive captured traffic).
+			"bind_to_port",
 		),
 		"envoy.config.listener.v3.FilterChain": fields("name", "filter_chain_match", "filters"),
 		"envoy.config.listener.v3.FilterChainMatch": fields(
@@ -106,7 +127,7 @@ func listenerRules() map[protoreflect.FullName]msgRule {
 func hcmRules() map[protoreflect.FullName]msgRule {
 	return map[protoreflect.FullName]msgRule{
 		hcmType: fields(
-			"stat_prefix", "route_config", "http_filters",
+			"stat_prefix", "route_config", "rds", "http_filters",
 			"stream_idle_timeout", "request_timeout", "request_headers_timeout", "drain_timeout",
 			"use_remote_address", "xff_num_trusted_hops", "skip_xff_append",
 			"generate_request_id", "preserve_external_request_id",
@@ -122,6 +143,7 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 			"http_protocol_options":  only("accept_http_10", "default_host_for_http_10"),
 			"http2_protocol_options": field(), // the same subset as upstream (coreRules)
 		}),
+		"envoy.extensions.filters.network.http_connection_manager.v3.Rds": fields("config_source", "route_config_name"),
 		"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": {
 			"name":         field(),
 			"typed_config": anyOf(routerType),
@@ -140,6 +162,7 @@ func routeRules() map[protoreflect.FullName]msgRule {
 			"name", "virtual_hosts", "most_specific_header_mutations_wins",
 			"validate_clusters", // default true for static route tables, as Envoy
 			"max_direct_response_body_size_bytes",
+			"ignore_port_in_host_matching", // Istio sets it on gateway route tables
 		),
 		"envoy.config.route.v3.VirtualHost": withHeaderMutations(
 			"name", "domains", "routes",
@@ -185,7 +208,7 @@ func routeRules() map[protoreflect.FullName]msgRule {
 			"total_weight",
 		),
 		"envoy.config.route.v3.WeightedCluster.ClusterWeight": withHeaderMutations(
-			"name", "weight",
+			"name", "weight", "host_rewrite_literal",
 		),
 		"envoy.config.route.v3.RedirectAction": fields(
 			"scheme_redirect", "https_redirect", "host_redirect", "port_redirect",
@@ -221,8 +244,9 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 			"common_lb_config", "least_request_lb_config", "ring_hash_lb_config", "maglev_lb_config",
 			"per_connection_buffer_limit_bytes",
 			"dns_lookup_family", // every value: AUTO, V4_ONLY, V6_ONLY, V4_PREFERRED, ALL
+			"eds_cluster_config",
 		).with(map[protoreflect.Name]fieldRule{
-			"type":      enumOf("STATIC", "STRICT_DNS", "LOGICAL_DNS"),
+			"type":      enumOf("STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS"),
 			"lb_policy": enumOf("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"),
 			"typed_extension_protocol_options": {
 				Keys:  []string{string(httpOptionsType)},
@@ -230,7 +254,8 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 			},
 			"common_http_protocol_options": only("idle_timeout", "max_requests_per_connection"),
 		}),
-		"envoy.config.cluster.v3.CircuitBreakers": fields("thresholds"),
+		"envoy.config.cluster.v3.Cluster.EdsClusterConfig": fields("eds_config", "service_name"),
+		"envoy.config.cluster.v3.CircuitBreakers":          fields("thresholds"),
 		"envoy.config.cluster.v3.CircuitBreakers.Thresholds": fields(
 			"max_connections", "max_pending_requests", "max_requests", "max_retries",
 		).with(map[protoreflect.Name]fieldRule{

@@ -123,9 +123,9 @@ func TestValidateErrors(t *testing.T) {
 		edits: []string{"stat_prefix: http\n", "stat_prefix: http\n          proxy_100_continue: false\n"},
 	}, {
 		name:  "unsupported enum values",
-		edits: []string{"type: STATIC", "type: EDS\n    lb_policy: CLUSTER_PROVIDED", "127.0.0.1, port_value: 8080", "127.0.0.1, port_value: 8080, protocol: UDP"},
+		edits: []string{"type: STATIC", "type: ORIGINAL_DST\n    lb_policy: CLUSTER_PROVIDED", "127.0.0.1, port_value: 8080", "127.0.0.1, port_value: 8080, protocol: UDP"},
 		want: []string{
-			webPath + ".type: EDS is not supported by weft-proxy (supported: STATIC, STRICT_DNS, LOGICAL_DNS)",
+			webPath + ".type: ORIGINAL_DST is not supported by weft-proxy (supported: STATIC, STRICT_DNS, LOGICAL_DNS, EDS)",
 			webPath + ".lb_policy: CLUSTER_PROVIDED is not supported by weft-proxy (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV)",
 			webPath + ".load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.protocol: UDP is not supported by weft-proxy (supported: TCP)",
 		},

@@ -23,7 +23,9 @@ import (
 // configuration and that no single field's rules can express. Typed
 // configs of unsupported types are skipped: CheckSupported reports them.
 func crossCheck(b *bootstrapv3.Bootstrap) Errors {
-	x := xref{clusters: map[string]string{}}
+	// With CDS, a static listener may name a cluster that arrives
+	// dynamically: only static-only bootstraps check cluster references.
+	x := xref{clusters: map[string]string{}, dynamicClusters: b.GetDynamicResources().GetCdsConfig() != nil}
 	sr := b.GetStaticResources()
 	for i, c := range sr.GetClusters() {
 		x.cluster(c, joinIndex("static_resources.clusters", i))
@@ -45,6 +47,8 @@ func crossCheck(b *bootstrapv3.Bootstrap) Errors {
 type xref struct {
 	errs     Errors
 	clusters map[string]string // name -> path of its definition
+	// dynamicClusters is set when clusters also come from CDS.
+	dynamicClusters bool
 }
 
 // unique reports a repeated non-empty name; seen maps names to the path
@@ -317,7 +321,7 @@ func (x *xref) route(ra *routev3.RouteAction, path string, checkClusters bool) {
 
 // clusterRef reports a reference to a cluster that is not defined.
 func (x *xref) clusterRef(name, path string) {
-	if _, ok := x.clusters[name]; !ok {
+	if _, ok := x.clusters[name]; !ok && !x.dynamicClusters {
 		x.errs.add(path, fmt.Sprintf("unknown cluster %q: it is not in static_resources.clusters", name))
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
@@ -59,7 +60,8 @@ const (
 
 // Manager is one configured http_connection_manager. It implements
 // network.Handler. It is immutable except for its route table, which is
-// swapped atomically (RDS).
+// swapped atomically (RDS): each request routes with the table it loaded,
+// so requests in flight keep the old table.
 type Manager struct {
 	o     Options
 	codec codecType
@@ -67,6 +69,9 @@ type Manager struct {
 
 	routes  atomic.Pointer[router.Table]
 	filters []httpfilter.Filter
+	// rdsName is rds.route_config_name; "" with an inline route_config.
+	rdsName         string
+	rdsFetchTimeout time.Duration
 
 	idleTimeout           time.Duration // connection with no stream
 	streamIdleTimeout     time.Duration
@@ -183,18 +188,12 @@ func New(cfg *hcmv3.HttpConnectionManager, o Options) (*Manager, error) {
 	if cfg.GetProxy_100Continue() {
 		return nil, fmt.Errorf("proxy_100_continue: not supported by weft-proxy (it answers 100-continue itself, Envoy's default)")
 	}
-	rc := cfg.GetRouteConfig()
-	if rc == nil {
-		return nil, fmt.Errorf("route_config: an inline route_config is required (rds is not supported yet)")
-	}
 	if err := m.buildFilters(cfg); err != nil {
 		return nil, err
 	}
-	// The router's suppress_envoy_headers also drops x-envoy-original-path
-	// on rewrites (Envoy's finalizeRequestHeaders), which the table does.
-	table, err := router.Compile(rc, router.CompileOptions{SuppressEnvoyHeaders: m.suppressEnvoyHeaders})
+	table, err := m.initialRoutes(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("route_config: %w", err)
+		return nil, err
 	}
 	m.routes.Store(table)
 	m.done = make(chan struct{})
@@ -269,5 +268,59 @@ func (m *Manager) buildFilters(cfg *hcmv3.HttpConnectionManager) error {
 	return nil
 }
 
-// SetRoutes replaces the route table (RDS).
+// initialRoutes compiles the inline route_config, or, with rds, returns
+// the empty table the manager routes with until its first RDS response:
+// every request gets 404 NR meanwhile (the server keeps such a listener
+// warming until then, as Envoy does, unless the fetch timed out).
+func (m *Manager) initialRoutes(cfg *hcmv3.HttpConnectionManager) (*router.Table, error) {
+	if rds := cfg.GetRds(); rds != nil {
+		if rds.GetRouteConfigName() == "" {
+			return nil, fmt.Errorf("rds.route_config_name: required")
+		}
+		if rds.GetConfigSource().GetAds() == nil {
+			return nil, fmt.Errorf("rds.config_source: set ads {} (weft-proxy receives route configurations over the ADS stream only)")
+		}
+		m.rdsName = rds.GetRouteConfigName()
+		m.rdsFetchTimeout = 15 * time.Second // Envoy's initial_fetch_timeout default
+		if d := rds.GetConfigSource().GetInitialFetchTimeout(); d != nil {
+			m.rdsFetchTimeout = d.AsDuration()
+		}
+		return router.Compile(&routev3.RouteConfiguration{}, m.RouteCompileOptions())
+	}
+	rc := cfg.GetRouteConfig()
+	if rc == nil {
+		return nil, fmt.Errorf("route_config: set an inline route_config or rds")
+	}
+	table, err := router.Compile(rc, m.RouteCompileOptions())
+	if err != nil {
+		return nil, fmt.Errorf("route_config: %w", err)
+	}
+	return table, nil
+}
+
+// RDSName returns the name of the route configuration the manager takes
+// from RDS, or "" when its route_config is inline.
+func (m *Manager) RDSName() string { return m.rdsName }
+
+// RDSInitialFetchTimeout is rds.config_source.initial_fetch_timeout: how
+// long a listener waits (warming) for this manager's first route
+// configuration; 0 means for ever. Envoy's default is 15 s.
+func (m *Manager) RDSInitialFetchTimeout() time.Duration { return m.rdsFetchTimeout }
+
+// RouteCompileOptions returns the options a route configuration for this
+// manager must be compiled with: the router's suppress_envoy_headers also
+// drops x-envoy-original-path on rewrites (Envoy's
+// finalizeRequestHeaders), which the table does. validate_clusters
+// defaults to false, as Envoy's does for RDS (an inline table's clusters
+// are checked by bootstrap validation).
+func (m *Manager) RouteCompileOptions() router.CompileOptions {
+	return router.CompileOptions{SuppressEnvoyHeaders: m.suppressEnvoyHeaders}
+}
+
+// SetRoutes replaces the route table (RDS). t must have been compiled with
+// RouteCompileOptions. New requests route with t; requests in flight keep
+// the table they started with.
 func (m *Manager) SetRoutes(t *router.Table) { m.routes.Store(t) }
+
+// Routes returns the route table in force.
+func (m *Manager) Routes() *router.Table { return m.routes.Load() }

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/internal/proxy/admin"
@@ -84,28 +83,6 @@ func mustAny(m proto.Message) *anypb.Any {
 		panic(fmt.Sprintf("server: marshal %T: %v", m, err)) // a registered type always marshals
 	}
 	return a
-}
-
-// configDump is /config_dump: the bootstrap, then listeners, clusters and
-// route configurations, each a typed config as Envoy prints them.
-func (s *Server) configDump() *adminv3.ConfigDump {
-	ts := timestamppb.New(s.configured)
-	d := &adminv3.ConfigDump{}
-	d.Configs = append(d.Configs, mustAny(&adminv3.BootstrapConfigDump{Bootstrap: s.o.Bootstrap, LastUpdated: ts}))
-	ld := &adminv3.ListenersConfigDump{}
-	rd := &adminv3.RoutesConfigDump{}
-	for _, bl := range s.listeners {
-		ld.StaticListeners = append(ld.StaticListeners, &adminv3.ListenersConfigDump_StaticListener{Listener: mustAny(bl.cfg), LastUpdated: ts})
-		for _, rc := range inlineRoutes(bl.cfg) {
-			rd.StaticRouteConfigs = append(rd.StaticRouteConfigs, &adminv3.RoutesConfigDump_StaticRouteConfig{RouteConfig: mustAny(rc), LastUpdated: ts})
-		}
-	}
-	cd := &adminv3.ClustersConfigDump{}
-	for _, c := range s.clusters.Clusters() {
-		cd.StaticClusters = append(cd.StaticClusters, &adminv3.ClustersConfigDump_StaticCluster{Cluster: mustAny(c.Config()), LastUpdated: timestamppb.New(c.LastUpdated())})
-	}
-	d.Configs = append(d.Configs, mustAny(cd), mustAny(ld), mustAny(rd))
-	return d
 }
 
 // clusterStatuses is /clusters.
@@ -195,9 +172,10 @@ func (s *Server) registerServerStats() {
 		return int64(ms.HeapSys)
 	})
 	sc.GaugeFunc("total_connections", func() int64 {
+		socks, _ := s.registry()
 		n := 0
-		for _, bl := range s.listeners {
-			n += bl.l.ActiveConns()
+		for _, l := range socks {
+			n += l.ActiveConns()
 		}
 		return int64(n)
 	})

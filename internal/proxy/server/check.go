@@ -15,7 +15,6 @@ import (
 // filter-chain settings).
 func Check(o Options) error {
 	s := &Server{o: o, stats: stats.NewStore()}
-	s.drain.init()
 	s.clusters = upstream.NewManager(upstream.Options{Stats: s.stats, NoDiscovery: true})
 	defer s.clusters.Close()
 	s.filters = httpfilter.NewRegistry()
@@ -28,11 +27,20 @@ func Check(o Options) error {
 	}
 	for i, l := range b.GetStaticResources().GetListeners() {
 		bl := &builtListener{cfg: l}
-		_, err := s.buildChains(bl, l)
-		bl.close()
+		_, err := s.buildChains(bl, l, nil)
+		for _, c := range bl.built {
+			c.close()
+		}
 		if err != nil {
 			return fmt.Errorf("static_resources.listeners[%d] (%s): %w", i, l.GetName(), err)
 		}
+	}
+	cfg, err := parseADS(b)
+	if err != nil {
+		return err
+	}
+	if cfg != nil && s.clusters.Get(cfg.cluster).Protocol() != upstream.HTTP2 {
+		return fmt.Errorf("dynamic_resources.ads_config: cluster %q must speak HTTP/2 (gRPC)", cfg.cluster)
 	}
 	return nil
 }

@@ -1,10 +1,13 @@
 // Package server assembles weft-proxy from an Envoy bootstrap: the stats
-// store, the cluster manager, the listeners with their filter chains, and
-// the admin interface; it runs them and drains them on shutdown.
+// store, the cluster manager, the listeners with their filter chains, the
+// admin interface and, with dynamic_resources, the xDS client that keeps
+// listeners, clusters, routes and endpoints up to date; it runs them and
+// drains them on shutdown.
 //
 // The server is the only place that knows every component; components know
 // only the small interfaces they consume (network.Handler,
-// network.Draining, httpfilter.Registry, the admin's Options).
+// network.Draining, httpfilter.Registry, the admin's Options,
+// xdsclient.Handler).
 package server
 
 import (
@@ -25,6 +28,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/routerfilter"
 	"github.com/weftmesh/weft/internal/proxy/stats"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
+	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
 
 // Version is weft-proxy's version, reported by /server_info.
@@ -35,19 +39,24 @@ type Options struct {
 	Bootstrap *bootstrapv3.Bootstrap
 	// ConfigPath is the -c file, for /server_info.
 	ConfigPath string
-	// DrainTime bounds the drain on shutdown (Envoy's --drain-time-s):
-	// zero selects Envoy's default of 600 s; a negative value means no
-	// wait at all (--drain-time-s 0): in-flight requests are cut at once.
+	// DrainTime bounds the drain on shutdown (Envoy's --drain-time-s), and
+	// the drain of listeners and filter chains that xDS removes or
+	// replaces: zero selects Envoy's default of 600 s; a negative value
+	// means no wait at all (--drain-time-s 0): in-flight requests are cut
+	// at once.
 	DrainTime   time.Duration
 	Concurrency int
 	LogLevel    string
 	Logger      *slog.Logger
 	// Resolver and Dial override DNS resolution and upstream dialing
-	// (nil: the system's).
+	// (nil: the system's). Dial also reaches the control plane.
 	Resolver upstream.Resolver
 	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
 	// OnStreamDone observes completed HTTP streams (tests, access logs).
 	OnStreamDone func(s *httpfilter.Stream)
+	// XDSBackoff paces reconnection to the control plane (zero: Envoy's
+	// 500 ms to 30 s).
+	XDSBackoff xdsclient.Backoff
 }
 
 // Server is a running weft-proxy.
@@ -58,15 +67,30 @@ type Server struct {
 	clusters *upstream.Manager
 	filters  *httpfilter.Registry
 
-	listeners []*builtListener
-	admin     *admin.Admin
-	adminLn   net.Listener
+	admin   *admin.Admin
+	adminLn net.Listener
+
+	// lmu guards the listener registry: the bootstrap's listeners, every
+	// socket that may still have connections (serving or draining) and
+	// every filter chain not yet closed.
+	lmu     sync.Mutex
+	static  []*builtListener
+	sockets map[*listener.Listener]struct{}
+	chains  map[*builtChain]struct{}
+	// stopCtx ends when Shutdown begins: listeners and chains still
+	// draining after an xDS update hand their connections over to it.
+	stopCtx context.Context
+	stop    context.CancelFunc
+
+	// dyn is the xDS state (nil without dynamic_resources).
+	dyn *dynamic
 
 	state        atomic.Int32 // adminv3.ServerInfo_State
 	healthFailed atomic.Bool
-	drain        drainSignal
 	started      time.Time
 	configured   time.Time
+	initialized  chan struct{}
+	initOnce     sync.Once
 
 	quit     chan struct{}
 	quitOnce sync.Once
@@ -74,7 +98,8 @@ type Server struct {
 }
 
 // New builds the server: clusters, listeners (their sockets are bound
-// here, so that ports are known and in use before Start) and the admin.
+// here, so that ports are known and in use before Start), the admin and,
+// with dynamic_resources, the xDS client (started by Start).
 // Configuration errors name the field.
 func New(o Options) (*Server, error) {
 	if o.Logger == nil {
@@ -87,14 +112,16 @@ func New(o Options) (*Server, error) {
 		o.DrainTime = 0
 	}
 	s := &Server{
-		o:       o,
-		log:     o.Logger,
-		stats:   stats.NewStore(),
-		started: time.Now(),
-		quit:    make(chan struct{}),
+		o:           o,
+		log:         o.Logger,
+		stats:       stats.NewStore(),
+		started:     time.Now(),
+		quit:        make(chan struct{}),
+		initialized: make(chan struct{}),
+		sockets:     map[*listener.Listener]struct{}{},
+		chains:      map[*builtChain]struct{}{},
 	}
-	s.drain.init()
-	s.drain.healthFailed = &s.healthFailed
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.state.Store(int32(adminv3.ServerInfo_PRE_INITIALIZING))
 	s.clusters = upstream.NewManager(upstream.Options{
 		Stats:    s.stats,
@@ -113,12 +140,17 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	for i, l := range b.GetStaticResources().GetListeners() {
-		bl, err := s.buildListener(l)
+		bl, err := s.buildListener(l, nil, nil)
 		if err != nil {
 			s.closeAll()
 			return nil, fmt.Errorf("static_resources.listeners[%d] (%s): %w", i, l.GetName(), err)
 		}
-		s.listeners = append(s.listeners, bl)
+		s.track(bl)
+		s.static = append(s.static, bl)
+	}
+	if err := s.newDynamic(); err != nil {
+		s.closeAll()
+		return nil, err
 	}
 	if err := s.buildAdmin(); err != nil {
 		s.closeAll()
@@ -129,9 +161,12 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Start serves the listeners and the admin. The server becomes LIVE once
-// every cluster has its first hosts (DNS clusters resolve first), as
-// Envoy's init manager does, or after initTimeout.
+// Start serves the listeners and the admin. A static server becomes LIVE
+// once every cluster has its first hosts (DNS clusters resolve first), as
+// Envoy's init manager does, or after initTimeout. With dynamic_resources,
+// Start also starts the xDS client and returns; the server becomes LIVE
+// once the first clusters and listeners from the control plane are warm
+// (or their initial_fetch_timeout passed). Initialized tells when.
 func (s *Server) Start() {
 	s.state.Store(int32(adminv3.ServerInfo_INITIALIZING))
 	if s.admin != nil {
@@ -146,23 +181,68 @@ func (s *Server) Start() {
 		s.log.Warn("starting before every cluster is ready", "err", err)
 	}
 	cancel()
-	for _, bl := range s.listeners {
-		s.wg.Add(1)
-		go func(l *listener.Listener) {
-			defer s.wg.Done()
-			l.Serve()
-		}(bl.l)
+	for _, bl := range s.static {
+		s.serve(bl.sock)
 	}
-	s.state.Store(int32(adminv3.ServerInfo_LIVE))
+	if s.dyn == nil {
+		s.markInitialized()
+		return
+	}
+	s.dyn.start()
 }
 
 const initTimeout = 15 * time.Second
 
-// ListenerAddr returns the bound address of the listener named name.
+// Initialized is closed when the server is LIVE: at the end of Start for a
+// static configuration; once the initial xDS configuration is warm with
+// dynamic_resources.
+func (s *Server) Initialized() <-chan struct{} { return s.initialized }
+
+func (s *Server) markInitialized() {
+	s.initOnce.Do(func() {
+		if adminv3.ServerInfo_State(s.state.Load()) == adminv3.ServerInfo_INITIALIZING {
+			s.state.Store(int32(adminv3.ServerInfo_LIVE))
+		}
+		close(s.initialized)
+	})
+}
+
+// serve starts accepting on a bound socket (nil: nothing to do).
+func (s *Server) serve(sock *listener.Listener) {
+	if sock == nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		sock.Serve()
+	}()
+}
+
+// track registers a built listener's socket and chains, so that shutdown
+// drains them.
+func (s *Server) track(bl *builtListener) {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	if bl.sock != nil {
+		s.sockets[bl.sock] = struct{}{}
+	}
+	for _, c := range bl.built {
+		s.chains[c] = struct{}{}
+	}
+}
+
+// ListenerAddr returns the bound address of the listener named name
+// (static, or dynamic and active), or nil.
 func (s *Server) ListenerAddr(name string) net.Addr {
-	for _, bl := range s.listeners {
-		if bl.l.Name() == name {
-			return bl.l.Addr()
+	for _, bl := range s.static {
+		if bl.name() == name && bl.sock != nil {
+			return bl.sock.Addr()
+		}
+	}
+	if s.dyn != nil {
+		if sock := s.dyn.activeSocket(name); sock != nil {
+			return sock.Addr()
 		}
 	}
 	return nil
@@ -188,36 +268,71 @@ func (s *Server) Quit() { s.quitOnce.Do(func() { close(s.quit) }) }
 // Done is closed when Quit is called.
 func (s *Server) Done() <-chan struct{} { return s.quit }
 
-// Shutdown drains the server: it stops accepting connections, tells
-// connection managers to stop keep-alive (HTTP/1 connection: close,
-// HTTP/2 GOAWAY), waits for in-flight streams up to the drain time (or
-// ctx), then closes what is left.
+// Shutdown drains the server: it stops the xDS client, stops accepting
+// connections, tells connection managers to stop keep-alive (HTTP/1
+// connection: close, HTTP/2 GOAWAY), waits for in-flight streams up to the
+// drain time (or ctx), then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.state.Store(int32(adminv3.ServerInfo_DRAINING))
-	s.drain.start()
-	for _, bl := range s.listeners {
-		bl.l.StopAccepting()
+	s.stop()
+	if s.dyn != nil {
+		s.dyn.stop()
+	}
+	socks, chains := s.registry()
+	for _, c := range chains {
+		c.drain.start()
+	}
+	for _, l := range socks {
+		l.StopAccepting()
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.DrainTime)
 	defer cancel()
 	var err error
-	for _, bl := range s.listeners {
-		if werr := bl.l.Wait(ctx); werr != nil && err == nil {
+	for _, l := range socks {
+		if werr := l.Wait(ctx); werr != nil && err == nil {
 			err = fmt.Errorf("drain ended with connections open: %w", werr)
 		}
 	}
-	for _, bl := range s.listeners {
-		bl.l.CloseConns()
+	for _, c := range chains {
+		if werr := c.wait(ctx); werr != nil && err == nil {
+			err = fmt.Errorf("drain ended with connections open: %w", werr)
+		}
+	}
+	for _, l := range socks {
+		l.CloseConns()
+	}
+	for _, c := range chains {
+		c.closeConns()
 	}
 	s.closeAll()
 	s.wg.Wait()
 	return err
 }
 
+// registry returns the sockets and chains in the registry.
+func (s *Server) registry() ([]*listener.Listener, []*builtChain) {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	socks := make([]*listener.Listener, 0, len(s.sockets))
+	for l := range s.sockets {
+		socks = append(socks, l)
+	}
+	chains := make([]*builtChain, 0, len(s.chains))
+	for c := range s.chains {
+		chains = append(chains, c)
+	}
+	return socks, chains
+}
+
+// closeAll closes every socket, chain, the admin and the clusters.
 func (s *Server) closeAll() {
-	for _, bl := range s.listeners {
-		bl.l.StopAccepting()
-		bl.close()
+	s.stop()
+	socks, chains := s.registry()
+	for _, l := range socks {
+		l.StopAccepting()
+	}
+	for _, c := range chains {
+		c.close()
 	}
 	if s.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -229,40 +344,23 @@ func (s *Server) closeAll() {
 	s.clusters.Close()
 }
 
-// drainSignal implements network.Draining.
-type drainSignal struct {
-	on   atomic.Bool
-	ch   chan struct{}
-	once sync.Once
-	// healthFailed is the server's /healthcheck/fail state: like Envoy's
-	// drainClose(), it makes connection managers close HTTP/1
-	// connections after their current response, without draining.
-	healthFailed *atomic.Bool
-}
-
-// DrainClose reports whether connections should close after their
-// current response: while draining, or while health checks are failed.
-func (d *drainSignal) DrainClose() bool {
-	return d.on.Load() || d.healthFailed != nil && d.healthFailed.Load()
-}
-
-func (d *drainSignal) init() { d.ch = make(chan struct{}) }
-
-func (d *drainSignal) start()                        { d.once.Do(func() { d.on.Store(true); close(d.ch) }) }
-func (d *drainSignal) Draining() bool                { return d.on.Load() }
-func (d *drainSignal) DrainStarted() <-chan struct{} { return d.ch }
-
 // ListenerAddr is a listener's name and bound address.
 type ListenerAddr struct {
 	Name string
 	Addr net.Addr
 }
 
-// ListenerAddrs returns every listener's bound address.
+// ListenerAddrs returns the bound address of every static listener and
+// every active dynamic listener.
 func (s *Server) ListenerAddrs() []ListenerAddr {
-	out := make([]ListenerAddr, 0, len(s.listeners))
-	for _, bl := range s.listeners {
-		out = append(out, ListenerAddr{bl.l.Name(), bl.l.Addr()})
+	var out []ListenerAddr
+	for _, bl := range s.static {
+		if bl.sock != nil {
+			out = append(out, ListenerAddr{bl.name(), bl.sock.Addr()})
+		}
+	}
+	if s.dyn != nil {
+		out = append(out, s.dyn.activeAddrs()...)
 	}
 	return out
 }

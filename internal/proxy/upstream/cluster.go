@@ -117,7 +117,8 @@ func (c *Cluster) setHosts(hosts []*Host) {
 
 // newHost makes a host of this cluster with its pools.
 func (c *Cluster) newHost(addr, hostname string, ep endpointMeta) *Host {
-	h := &Host{cluster: c, hostname: hostname, weight: ep.weight, priority: ep.priority, locality: ep.locality}
+	h := &Host{cluster: c}
+	h.meta.Store(&hostMeta{hostname: hostname, weight: ep.weight, priority: ep.priority, locality: ep.locality})
 	h.addr.Store(&addr)
 	h.health.Store(uint32(ep.health))
 	po := c.poolOpts
@@ -152,11 +153,22 @@ func metaOf(loc *endpointv3.LocalityLbEndpoints, ep *endpointv3.LbEndpoint) endp
 	return m
 }
 
-// close stops discovery and closes every host's pools.
+// close stops discovery and closes every host's pools at once.
 func (c *Cluster) close() {
 	c.stopped.Do(func() { close(c.stop) })
 	for _, h := range c.set.Load().hosts {
 		h.close()
+	}
+}
+
+// drain stops discovery and drains every host's pools: requests in flight
+// finish (the cluster was replaced or removed).
+func (c *Cluster) drain() {
+	c.stopped.Do(func() { close(c.stop) })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range c.set.Load().hosts {
+		h.drain()
 	}
 }
 

@@ -160,6 +160,11 @@ func lookup(ctx context.Context, r Resolver, name string, family clusterv3.Clust
 func (c *Cluster) applyDNS(targets []dnsTarget, results [][]netip.Addr) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	select {
+	case <-c.stop: // removed or replaced while resolving
+		return
+	default:
+	}
 	old := c.set.Load().hosts
 	if c.config.GetType() == clusterv3.Cluster_LOGICAL_DNS {
 		c.applyLogical(targets[0], results[0], old)
@@ -167,7 +172,8 @@ func (c *Cluster) applyDNS(targets []dnsTarget, results [][]netip.Addr) {
 	}
 	byKey := make(map[string]*Host, len(old))
 	for _, h := range old {
-		byKey[hostKey(h.Address(), h.hostname, h.priority, h.locality, h.weight)] = h
+		m := h.meta.Load()
+		byKey[hostKey(h.Address(), m.hostname, m.priority, m.locality, m.weight)] = h
 	}
 	var hosts []*Host
 	changed := false
@@ -199,7 +205,7 @@ func (c *Cluster) applyDNS(targets []dnsTarget, results [][]netip.Addr) {
 	}
 	c.setHosts(hosts)
 	for _, h := range byKey {
-		h.close()
+		h.drain()
 	}
 }
 
@@ -223,8 +229,9 @@ func (c *Cluster) applyLogical(tg dnsTarget, addrs []netip.Addr, old []*Host) {
 
 // owns reports whether h was made from this target.
 func (tg dnsTarget) owns(h *Host) bool {
-	return h.hostname == tg.name && h.AddrPort().Port() == tg.port && h.priority == tg.meta.priority &&
-		h.locality == tg.meta.locality && h.weight == tg.meta.weight
+	m := h.meta.Load()
+	return m.hostname == tg.name && h.AddrPort().Port() == tg.port && m.priority == tg.meta.priority &&
+		m.locality == tg.meta.locality && m.weight == tg.meta.weight
 }
 
 func hostKey(addr, name string, prio uint32, l Locality, w uint32) string {

@@ -58,21 +58,30 @@ type HostStats struct {
 }
 
 // Host is one upstream endpoint of a cluster. Its identity (address for
-// static and STRICT_DNS hosts) does not change; a LOGICAL_DNS host's address
-// does, and new connections follow it.
+// static, STRICT_DNS and EDS hosts) does not change; a LOGICAL_DNS host's
+// address does, and new connections follow it. An EDS update that changes
+// only an endpoint's weight, priority, locality, hostname or health updates
+// the Host in place (as Envoy's updateDynamicHostList does), so its
+// connection pools and active requests are kept.
 type Host struct {
-	cluster  *Cluster
-	addr     atomic.Pointer[string] // "ip:port"
-	hostname string                 // DNS name or the endpoint's hostname field
-	weight   uint32
-	priority uint32
-	locality Locality
-	health   atomic.Uint32
+	cluster *Cluster
+	addr    atomic.Pointer[string] // "ip:port"
+	meta    atomic.Pointer[hostMeta]
+	health  atomic.Uint32
 
 	Stats HostStats
 	popts pool.Options
 	h1    *pool.H1
 	h2    *pool.H2
+}
+
+// hostMeta is what an endpoint says about its host besides its address.
+// It is immutable; an EDS update stores a new one.
+type hostMeta struct {
+	hostname string // DNS name or the endpoint's hostname field
+	weight   uint32
+	priority uint32
+	locality Locality
 }
 
 // Address returns the host's current "ip:port".
@@ -86,10 +95,10 @@ func (h *Host) AddrPort() netip.AddrPort {
 
 // Hostname returns the DNS name the host came from (auto_host_rewrite uses
 // it), or the endpoint's hostname field.
-func (h *Host) Hostname() string { return h.hostname }
+func (h *Host) Hostname() string { return h.meta.Load().hostname }
 
 // Weight implements lb.Host.
-func (h *Host) Weight() uint32 { return h.weight }
+func (h *Host) Weight() uint32 { return h.meta.Load().weight }
 
 // ActiveRequests implements lb.Host.
 func (h *Host) ActiveRequests() int64 { return h.Stats.RqActive.Value() }
@@ -98,10 +107,10 @@ func (h *Host) ActiveRequests() int64 { return h.Stats.RqActive.Value() }
 func (h *Host) HashKey() string { return h.Address() }
 
 // Priority returns the host's priority level.
-func (h *Host) Priority() uint32 { return h.priority }
+func (h *Host) Priority() uint32 { return h.meta.Load().priority }
 
 // Locality returns where the host runs.
-func (h *Host) Locality() Locality { return h.locality }
+func (h *Host) Locality() Locality { return h.meta.Load().locality }
 
 // Health returns the host's health.
 func (h *Host) Health() Health { return Health(h.health.Load()) }
@@ -122,7 +131,19 @@ func (h *Host) DialTCP(deadline time.Time) (net.Conn, func(), error) {
 	return pool.DialTCP(&h.popts, deadline)
 }
 
+// close closes the host's pools at once (the cluster manager is shutting
+// down, after the server's drain).
 func (h *Host) close() {
 	h.h1.Close()
 	h.h2.Close()
+}
+
+// drain retires the host's pools gracefully: requests in flight finish on
+// their connections, which then close; a request that picked the host just
+// before it was removed still gets a connection. Envoy drains the
+// connection pools of removed hosts the same way (hosts removed by EDS or
+// DNS, clusters removed or replaced by CDS).
+func (h *Host) drain() {
+	h.h1.Drain()
+	h.h2.Drain()
 }

@@ -52,16 +52,20 @@ func buildHostSet(hosts []*Host, o hostSetOptions) *hostSet {
 	if len(hosts) == 0 {
 		return s
 	}
+	// Each host's priority is read once: an EDS update may store new
+	// metadata on a host while this set is built for it.
+	prios := make([]uint32, len(hosts))
 	var maxPrio uint32
-	for _, h := range hosts {
-		maxPrio = max(maxPrio, h.priority)
+	for i, h := range hosts {
+		prios[i] = h.Priority()
+		maxPrio = max(maxPrio, prios[i])
 	}
 	s.levels = make([]*level, maxPrio+1)
 	for i := range s.levels {
 		s.levels[i] = &level{}
 	}
-	for _, h := range hosts {
-		l := s.levels[h.priority]
+	for i, h := range hosts {
+		l := s.levels[prios[i]]
 		l.all = append(l.all, h)
 		if h.Health().healthy() {
 			l.healthy = append(l.healthy, h)
@@ -177,10 +181,11 @@ func (l *level) buildLocalities(o hostSetOptions) {
 	weights := map[*localityHosts]uint64{}
 	totals := map[*localityHosts]int{}
 	for _, h := range l.all {
-		lh := byLoc[h.locality]
+		loc := h.Locality()
+		lh := byLoc[loc]
 		if lh == nil {
 			lh = &localityHosts{}
-			byLoc[h.locality] = lh
+			byLoc[loc] = lh
 			order = append(order, lh)
 			weights[lh] = uint64(o.localityWeight(h))
 		}

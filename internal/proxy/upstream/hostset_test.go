@@ -17,7 +17,8 @@ func testHosts(levels ...lvl) []*Host {
 	var hosts []*Host
 	for p, l := range levels {
 		for i := range l.total {
-			h := &Host{priority: uint32(p), weight: 1}
+			h := &Host{}
+			h.meta.Store(&hostMeta{priority: uint32(p), weight: 1})
 			addr := fmt.Sprintf("10.0.%d.%d:80", p, i)
 			h.addr.Store(&addr)
 			if i >= l.healthy {
@@ -133,11 +134,12 @@ func TestHostSetLocalityWeights(t *testing.T) {
 	// four healthy: availability min(100, 140·1/4) = 35.
 	hosts := testHosts(lvl{5, 5})
 	for i, h := range hosts {
+		m := *h.meta.Load()
+		m.locality = Locality{Zone: "a"}
 		if i > 0 {
-			h.locality = Locality{Zone: "b"}
-		} else {
-			h.locality = Locality{Zone: "a"}
+			m.locality = Locality{Zone: "b"}
 		}
+		h.meta.Store(&m)
 		if i > 1 {
 			h.health.Store(uint32(HealthUnhealthy))
 		}
@@ -168,7 +170,9 @@ func BenchmarkHostSetChoose(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			hosts := testHosts(bc.levels...)
 			for i, h := range hosts {
-				h.locality = Locality{Zone: fmt.Sprint(i % 3)}
+				m := *h.meta.Load()
+				m.locality = Locality{Zone: fmt.Sprint(i % 3)}
+				h.meta.Store(&m)
 			}
 			s := buildHostSet(hosts, hostSetOptions{policy: rrPolicy(b), panicThreshold: 50,
 				localityWeighted: bc.lw, localityWeight: func(*Host) uint32 { return 2 }})

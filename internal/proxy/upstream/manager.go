@@ -4,8 +4,10 @@
 // priority, panic-threshold and locality rules, circuit breakers and the
 // per-host connection pools.
 //
-// Configuration flows in through Manager.AddOrUpdate (bootstrap today, CDS
-// later); requests reach a host through Manager.Get(name).Choose(ctx).
+// Configuration flows in through Manager.AddOrUpdate (bootstrap clusters and
+// CDS) and Cluster.UpdateAssignment (EDS); requests reach a host through
+// Manager.Get(name).Choose(ctx). Updates never reset requests in flight:
+// replaced clusters and removed hosts drain their connection pools.
 package upstream
 
 import (
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/stats"
 	"github.com/weftmesh/weft/internal/proxy/upstream/breaker"
@@ -82,10 +85,24 @@ func (m *Manager) Clusters() []*Cluster {
 }
 
 // AddOrUpdate builds a cluster from cfg and publishes it, replacing a
-// cluster of the same name (whose connections then close). cfg must have
-// passed bootstrap validation; errors here name the field.
+// cluster of the same name. cfg must have passed bootstrap validation;
+// errors here name the field, and nothing is published on error. An EDS
+// cluster starts with no hosts and is not Ready until its first
+// UpdateAssignment; AddOrUpdateWithAssignment gives it its endpoints before
+// it is published.
+//
+// A replaced cluster's connection pools drain, as Envoy's do on a CDS
+// update: requests in flight finish on their connections, new requests go
+// to the new cluster.
 func (m *Manager) AddOrUpdate(cfg *clusterv3.Cluster) error {
-	c, err := m.build(cfg)
+	return m.AddOrUpdateWithAssignment(cfg, nil)
+}
+
+// AddOrUpdateWithAssignment is AddOrUpdate for an EDS cluster whose
+// ClusterLoadAssignment is known: the cluster is published with the hosts
+// of cla (nil: none yet). cla is ignored for other cluster types.
+func (m *Manager) AddOrUpdateWithAssignment(cfg *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) error {
+	c, err := m.build(cfg, cla)
 	if err != nil {
 		return fmt.Errorf("cluster %q: %w", cfg.GetName(), err)
 	}
@@ -105,12 +122,27 @@ func (m *Manager) AddOrUpdate(cfg *clusterv3.Cluster) error {
 	m.clusters.Store(&next)
 	c.start(m.o)
 	if prev != nil {
-		prev.close()
+		prev.drain()
 	}
 	return nil
 }
 
-// Remove removes a cluster and closes its connections.
+// Check builds cfg as AddOrUpdate would and reports the same errors,
+// without publishing anything or touching the manager's stats.
+func (m *Manager) Check(cfg *clusterv3.Cluster) error {
+	tmp := &Manager{o: m.o}
+	tmp.o.Stats = stats.NewStore()
+	tmp.o.NoDiscovery = true
+	c, err := tmp.build(cfg, nil)
+	if err != nil {
+		return fmt.Errorf("cluster %q: %w", cfg.GetName(), err)
+	}
+	c.close()
+	return nil
+}
+
+// Remove removes a cluster. Its connection pools drain: requests in flight
+// finish, as Envoy's do when CDS removes a cluster.
 func (m *Manager) Remove(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -126,7 +158,7 @@ func (m *Manager) Remove(name string) {
 		}
 	}
 	m.clusters.Store(&next)
-	c.close()
+	c.drain()
 }
 
 // WaitReady waits until every cluster has its first host set or ctx ends.
@@ -141,7 +173,8 @@ func (m *Manager) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-// Close stops discovery and closes every connection.
+// Close stops discovery and closes every connection at once (the server's
+// drain is over).
 func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -151,7 +184,7 @@ func (m *Manager) Close() {
 	}
 }
 
-func (m *Manager) build(cfg *clusterv3.Cluster) (*Cluster, error) {
+func (m *Manager) build(cfg *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
 	policy, err := lb.New(cfg)
 	if err != nil {
 		return nil, err
@@ -184,7 +217,7 @@ func (m *Manager) build(cfg *clusterv3.Cluster) (*Cluster, error) {
 		policy:           policy,
 		panicThreshold:   panicThreshold,
 		localityWeighted: cfg.GetCommonLbConfig().GetLocalityWeightedLbConfig() != nil,
-		localityWeight:   func(h *Host) uint32 { return c.locWeights[h.locality] },
+		localityWeight:   func(h *Host) uint32 { return c.locWeights[h.Locality()] },
 	}
 	c.poolOpts = pool.Options{
 		ConnectTimeout: 5 * time.Second,
@@ -220,8 +253,12 @@ func (m *Manager) build(cfg *clusterv3.Cluster) (*Cluster, error) {
 		if err := c.checkDNSConfig(); err != nil {
 			return nil, err
 		}
+	case clusterv3.Cluster_EDS:
+		if err := c.initEDS(cla); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("type: %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS)", cfg.GetType())
+		return nil, fmt.Errorf("type: %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS, EDS)", cfg.GetType())
 	}
 	return c, nil
 }

@@ -32,6 +32,8 @@ type H1 struct {
 	idle    []*H1Conn // LIFO: the most recently used is reused first
 	waiters []chan grant
 	closed  bool
+	// draining: no connection goes back to the idle list (see Drain).
+	draining bool
 }
 
 // grant is what a pending request receives: a connection to use, or the
@@ -230,6 +232,11 @@ func (c *H1Conn) Release(reuse bool) {
 		w <- grant{c: c}
 		return
 	}
+	if p.draining {
+		p.mu.Unlock()
+		c.destroy()
+		return
+	}
 	p.idle = append(p.idle, c)
 	p.mu.Unlock()
 }
@@ -278,6 +285,23 @@ func (p *H1) IdleCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.idle)
+}
+
+// Drain retires the pool without failing a request: idle connections
+// close now and connections in use close when released, except that a
+// pending request still gets the connection released to it. A request that
+// acquires after Drain (its host was picked just before it was removed)
+// gets a new connection, closed after its request. Envoy drains the pools
+// of removed hosts and clusters the same way.
+func (p *H1) Drain() {
+	p.mu.Lock()
+	p.draining = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.destroy()
+	}
 }
 
 // Close closes idle connections and fails pending requests; connections in

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -43,6 +44,9 @@ type H2 struct {
 	conns   []*H2Conn
 	dialing *h2Dial // the connection being established, if any
 	closed  bool
+	// draining: connections shut down gracefully once they carry no
+	// stream (see Drain).
+	draining bool
 }
 
 // h2Dial is a connection being established and the requests waiting for
@@ -59,6 +63,7 @@ type H2Conn struct {
 	pool    *H2
 	streams int // in flight or reserved, under pool.mu
 	dead    bool
+	retired bool // shut down by a drain, under pool.mu
 	closed  chan struct{}
 }
 
@@ -244,7 +249,45 @@ func (c *H2Conn) Done() {
 	p := c.pool
 	p.mu.Lock()
 	c.streams--
+	retire := p.draining && c.streams == 0 && !c.retired
+	c.retired = c.retired || retire
 	p.mu.Unlock()
+	if retire {
+		go c.shutdown()
+	}
+}
+
+// drainBound bounds how long a draining connection waits for its streams
+// before it is closed (their route timeouts normally end them sooner).
+const drainBound = 5 * time.Minute
+
+// shutdown closes the connection gracefully: no new stream, GOAWAY and
+// close once its streams are done (or after drainBound).
+func (c *H2Conn) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), drainBound)
+	defer cancel()
+	if err := c.Shutdown(ctx); err != nil {
+		c.Close()
+	}
+}
+
+// Drain retires the pool without failing a request: every connection is
+// shut down gracefully (streams in flight finish, then it closes). A
+// request that acquires after Drain (its host was picked just before it was
+// removed) gets a new connection, shut down once its streams are done.
+// Envoy drains the pools of removed hosts and clusters the same way.
+func (p *H2) Drain() {
+	p.mu.Lock()
+	p.draining = true
+	conns := p.conns
+	p.conns = nil
+	for _, c := range conns {
+		c.retired = true
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		go c.shutdown()
+	}
 }
 
 // MarkDead stops new streams from using the connection (after a protocol

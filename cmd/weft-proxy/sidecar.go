@@ -1,0 +1,264 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/weftmesh/weft/internal/proxy/agent"
+	"github.com/weftmesh/weft/internal/proxy/bootstrap"
+	"github.com/weftmesh/weft/internal/proxy/server"
+)
+
+// sidecarOptions are the settings of `weft-proxy sidecar`, which builds
+// the bootstrap of a mesh proxy the way Istio's agent does and runs it.
+type sidecarOptions struct {
+	discoveryAddress string // host:port of weft-control's xDS (gRPC)
+	proxyType        string // sidecar or router
+	ip               string
+	name             string
+	namespace        string
+	labels           string // k=v,k2=v2
+	serviceAccount   string
+	adminAddress     string
+	httpProxyPort    string
+	httpProxyAddress string
+	// meta holds node metadata from ISTIO_META_* variables that no flag
+	// covers (Istio passes every one of them on).
+	meta map[string]string
+
+	printBootstrap bool
+	logLevel       string
+	drainTimeS     int
+	concurrency    int
+}
+
+// sidecarFlag is one string flag and the environment variable that sets
+// it when the flag is not given. Istio's agent names are used where it has
+// one (INSTANCE_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, and
+// ISTIO_META_<KEY> for node metadata).
+type sidecarFlag struct {
+	name, env, def, usage string
+	dst                   func(o *sidecarOptions) *string
+	// fromEnv converts the variable's value (nil: taken as is).
+	fromEnv func(string) (string, error)
+}
+
+var sidecarFlags = []sidecarFlag{
+	{"discovery-address", "WEFT_DISCOVERY_ADDRESS", "127.0.0.1:15010", "weft-control's xDS address, host:port (plain-text gRPC)",
+		func(o *sidecarOptions) *string { return &o.discoveryAddress }, nil},
+	{"type", "WEFT_PROXY_TYPE", "sidecar", "sidecar, or router for a gateway",
+		func(o *sidecarOptions) *string { return &o.proxyType }, nil},
+	{"ip", "INSTANCE_IP", "127.0.0.1", "the workload's IP address",
+		func(o *sidecarOptions) *string { return &o.ip }, nil},
+	{"name", "POD_NAME", "", "the workload's name (required)",
+		func(o *sidecarOptions) *string { return &o.name }, nil},
+	{"namespace", "POD_NAMESPACE", "default", "the workload's namespace",
+		func(o *sidecarOptions) *string { return &o.namespace }, nil},
+	{"labels", "ISTIO_METAJSON_LABELS", "", "the workload's labels, k=v,k2=v2 (the variable holds a JSON object, as Istio's)",
+		func(o *sidecarOptions) *string { return &o.labels }, labelsFromJSON},
+	{"service-account", "SERVICE_ACCOUNT", "", "the workload's service account",
+		func(o *sidecarOptions) *string { return &o.serviceAccount }, nil},
+	{"admin-address", "WEFT_ADMIN_ADDRESS", "127.0.0.1:15000", "the admin interface's address, ip:port",
+		func(o *sidecarOptions) *string { return &o.adminAddress }, nil},
+	{"http-proxy-port", "ISTIO_META_HTTP_PROXY_PORT", "", "port of the outbound HTTP proxy listener (node metadata HTTP_PROXY_PORT; weft-control's default 15001)",
+		func(o *sidecarOptions) *string { return &o.httpProxyPort }, nil},
+	{"http-proxy-address", "ISTIO_META_HTTP_PROXY_ADDRESS", "", "address of the outbound HTTP proxy listener (node metadata HTTP_PROXY_ADDRESS; default 127.0.0.1)",
+		func(o *sidecarOptions) *string { return &o.httpProxyAddress }, nil},
+}
+
+// labelsFromJSON turns ISTIO_METAJSON_LABELS into the flag's form.
+func labelsFromJSON(v string) (string, error) {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return "", fmt.Errorf("ISTIO_METAJSON_LABELS: want a JSON object of strings: %w", err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ","), nil
+}
+
+// parseSidecar reads the sidecar's flags over the environment environ
+// (KEY=VALUE entries, as os.Environ): a flag wins over its variable, which
+// wins over the default. This is the only place the environment is read.
+func parseSidecar(args, environ []string, stderr io.Writer) (*sidecarOptions, error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	o := &sidecarOptions{meta: map[string]string{}}
+	fs := flag.NewFlagSet("weft-proxy sidecar", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	covered := map[string]bool{}
+	for _, f := range sidecarFlags {
+		def := f.def
+		if v, ok := env[f.env]; ok && v != "" {
+			if f.fromEnv != nil {
+				var err error
+				if v, err = f.fromEnv(v); err != nil {
+					return nil, err
+				}
+			}
+			def = v
+		}
+		covered[f.env] = true
+		fs.StringVar(f.dst(o), f.name, def, f.usage+" (env "+f.env+")")
+	}
+	fs.BoolVar(&o.printBootstrap, "print-bootstrap", false, "print the bootstrap YAML and exit")
+	fs.StringVar(&o.logLevel, "l", "info", "log level: trace, debug, info, warning, error, critical, off")
+	fs.StringVar(&o.logLevel, "log-level", "info", "same as -l")
+	fs.IntVar(&o.drainTimeS, "drain-time-s", 600, "seconds to drain connections on shutdown and after listener updates")
+	fs.IntVar(&o.concurrency, "concurrency", 0, "worker threads (GOMAXPROCS); 0 keeps Go's default")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for k, v := range env {
+		if key, ok := strings.CutPrefix(k, "ISTIO_META_"); ok && key != "" && !covered[k] {
+			o.meta[key] = v
+		}
+	}
+	if o.drainTimeS < 0 || o.concurrency < 0 {
+		return nil, errors.New("--drain-time-s and --concurrency must be 0 or more")
+	}
+	return o, o.check()
+}
+
+// check validates the identity the way weft-control will read it.
+func (o *sidecarOptions) check() error {
+	if o.proxyType != "sidecar" && o.proxyType != "router" {
+		return fmt.Errorf("--type %q: must be sidecar or router", o.proxyType)
+	}
+	if o.name == "" {
+		return errors.New("--name (or POD_NAME) is required: the workload's name")
+	}
+	if strings.ContainsAny(o.name, ".~") || o.namespace == "" || strings.ContainsAny(o.namespace, ".~") {
+		return fmt.Errorf("--name %q / --namespace %q: must be non-empty and without '.' or '~' (they form the node id)", o.name, o.namespace)
+	}
+	if _, err := netip.ParseAddr(o.ip); err != nil {
+		return fmt.Errorf("--ip %q: not an IP address", o.ip)
+	}
+	if _, err := netip.ParseAddrPort(o.adminAddress); err != nil {
+		return fmt.Errorf("--admin-address %q: want ip:port", o.adminAddress)
+	}
+	if host, port, err := net.SplitHostPort(o.discoveryAddress); err != nil || host == "" {
+		return fmt.Errorf("--discovery-address %q: want host:port", o.discoveryAddress)
+	} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("--discovery-address %q: %q is not a port", o.discoveryAddress, port)
+	}
+	if o.httpProxyPort != "" {
+		if n, err := strconv.ParseUint(o.httpProxyPort, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("--http-proxy-port %q: not a port number", o.httpProxyPort)
+		}
+	}
+	if o.httpProxyAddress != "" {
+		if _, err := netip.ParseAddr(o.httpProxyAddress); err != nil {
+			return fmt.Errorf("--http-proxy-address %q: not an IP address", o.httpProxyAddress)
+		}
+	}
+	_, err := parseLabels(o.labels)
+	return err
+}
+
+// parseLabels reads k=v,k2=v2.
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--labels %q: want k=v pairs separated by commas", s)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// agent converts the options into the bootstrap builder's.
+func (o *sidecarOptions) agent() (*agent.Options, error) {
+	labels, err := parseLabels(o.labels)
+	if err != nil {
+		return nil, err
+	}
+	return &agent.Options{
+		DiscoveryAddress: o.discoveryAddress,
+		Type:             o.proxyType,
+		IP:               o.ip,
+		Name:             o.name,
+		Namespace:        o.namespace,
+		Labels:           labels,
+		ServiceAccount:   o.serviceAccount,
+		HTTPProxyPort:    o.httpProxyPort,
+		HTTPProxyAddress: o.httpProxyAddress,
+		AdminAddress:     o.adminAddress,
+		Metadata:         o.meta,
+	}, nil
+}
+
+// runSidecar is `weft-proxy sidecar`: it builds the bootstrap and prints
+// it (--print-bootstrap) or serves it as `-c` would.
+func runSidecar(args, environ []string, stdout, stderr io.Writer) int {
+	o, err := parseSidecar(args, environ, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "weft-proxy sidecar:", err)
+		return 1
+	}
+	ao, err := o.agent()
+	if err != nil {
+		fmt.Fprintln(stderr, "weft-proxy sidecar:", err)
+		return 1
+	}
+	yml, err := agent.BootstrapYAML(ao)
+	if err != nil {
+		fmt.Fprintln(stderr, "weft-proxy sidecar:", err)
+		return 1
+	}
+	if o.printBootstrap {
+		stdout.Write(yml)
+		return 0
+	}
+	log, err := newLogger(o.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "weft-proxy sidecar:", err)
+		return 1
+	}
+	b, err := bootstrap.ParseAndValidate(yml, "weft-proxy sidecar")
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if o.concurrency > 0 {
+		runtime.GOMAXPROCS(o.concurrency)
+	}
+	return serve(server.Options{
+		Bootstrap:   b,
+		DrainTime:   drainTime(o.drainTimeS),
+		Concurrency: runtime.GOMAXPROCS(0),
+		LogLevel:    o.logLevel,
+		Logger:      log,
+	}, log, stderr)
+}

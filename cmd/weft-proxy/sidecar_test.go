@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/internal/model"
+	"github.com/weftmesh/weft/internal/proxy/bootstrap"
+	"github.com/weftmesh/weft/internal/proxy/xdsclient/xdstest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestSidecarBootstrapGolden: `weft-proxy sidecar --print-bootstrap` for a
+// sidecar set by flags and a gateway set by environment. The output is a
+// valid bootstrap whose node weft-control understands.
+func TestSidecarBootstrapGolden(t *testing.T) {
+	for _, tc := range []struct {
+		golden  string
+		args    []string
+		environ []string
+	}{
+		{"sidecar.golden.yaml", []string{"--name", "reviews-v1-5d8f", "--namespace", "bookinfo", "--ip", "10.0.0.5",
+			"--labels", "app=reviews,version=v1", "--service-account", "bookinfo-reviews", "--http-proxy-port", "15001"}, nil},
+		{"router.golden.yaml", nil, []string{
+			"WEFT_PROXY_TYPE=router", "POD_NAME=ingress-1", "POD_NAMESPACE=istio-system", "INSTANCE_IP=10.0.9.1",
+			`ISTIO_METAJSON_LABELS={"istio":"ingressgateway","app":"gw"}`, "SERVICE_ACCOUNT=ingress",
+			"WEFT_DISCOVERY_ADDRESS=weft-control.istio-system.svc:15010", "WEFT_ADMIN_ADDRESS=0.0.0.0:15000",
+			"ISTIO_META_CLUSTER_ID=Kubernetes", "ISTIO_META_HTTP_PROXY_ADDRESS=0.0.0.0", "UNRELATED=x",
+		}},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := runSidecar(append(tc.args, "--print-bootstrap"), tc.environ, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			path := filepath.Join("testdata", tc.golden)
+			if *update {
+				if err := os.WriteFile(path, stdout.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if !bytes.Equal(stdout.Bytes(), want) {
+				t.Errorf("bootstrap differs from %s (go test -update rewrites it):\n%s", path, stdout.String())
+			}
+			b, err := bootstrap.ParseAndValidate(stdout.Bytes(), tc.golden)
+			if err != nil {
+				t.Fatalf("the printed bootstrap does not validate: %v", err)
+			}
+			meta := map[string]string{}
+			for k, v := range b.GetNode().GetMetadata().GetFields() {
+				meta[k] = v.GetStringValue()
+			}
+			labels := map[string]string{}
+			for k, v := range b.GetNode().GetMetadata().GetFields()[model.MetaLabels].GetStructValue().GetFields() {
+				labels[k] = v.GetStringValue()
+			}
+			p, err := model.ParseProxy(b.GetNode().GetId(), meta, labels)
+			if err != nil {
+				t.Fatalf("weft-control cannot read the node: %v", err)
+			}
+			if p.WorkloadName == "" || p.Namespace == "" || len(p.Labels) != 2 || p.ServiceAccount == "" {
+				t.Errorf("proxy identity: %+v", p)
+			}
+		})
+	}
+}
+
+func TestParseSidecar(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		environ []string
+		wantErr string
+		check   func(t *testing.T, o *sidecarOptions)
+	}{
+		{name: "defaults", args: []string{"--name", "a"}, check: func(t *testing.T, o *sidecarOptions) {
+			if o.discoveryAddress != "127.0.0.1:15010" || o.adminAddress != "127.0.0.1:15000" || o.proxyType != "sidecar" ||
+				o.namespace != "default" || o.ip != "127.0.0.1" || nodeID(t, o) != "sidecar~127.0.0.1~a.default~default.svc.cluster.local" {
+				t.Errorf("defaults: %+v", o)
+			}
+		}},
+		{name: "env_then_flag", args: []string{"--namespace", "flag-ns"}, environ: []string{"POD_NAME=env-name", "POD_NAMESPACE=env-ns"},
+			check: func(t *testing.T, o *sidecarOptions) {
+				if o.name != "env-name" || o.namespace != "flag-ns" {
+					t.Errorf("name %q (want from env) namespace %q (want the flag's)", o.name, o.namespace)
+				}
+			}},
+		{name: "istio_meta_passthrough", args: []string{"--name", "a"}, environ: []string{"ISTIO_META_CLUSTER_ID=c1", "ISTIO_META_HTTP_PROXY_PORT=16000"},
+			check: func(t *testing.T, o *sidecarOptions) {
+				if o.meta["CLUSTER_ID"] != "c1" || o.httpProxyPort != "16000" || o.meta["HTTP_PROXY_PORT"] != "" {
+					t.Errorf("meta %v http proxy port %q", o.meta, o.httpProxyPort)
+				}
+			}},
+		{name: "json_labels", args: []string{"--name", "a"}, environ: []string{`ISTIO_METAJSON_LABELS={"b":"2","a":"1"}`},
+			check: func(t *testing.T, o *sidecarOptions) {
+				if o.labels != "a=1,b=2" {
+					t.Errorf("labels %q", o.labels)
+				}
+			}},
+		{name: "no_name", wantErr: "--name (or POD_NAME) is required"},
+		{name: "bad_type", args: []string{"--name", "a", "--type", "gateway"}, wantErr: `--type "gateway"`},
+		{name: "dotted_name", args: []string{"--name", "a.b"}, wantErr: "without '.'"},
+		{name: "bad_ip", args: []string{"--name", "a", "--ip", "host"}, wantErr: `--ip "host"`},
+		{name: "bad_labels", args: []string{"--name", "a", "--labels", "app"}, wantErr: "k=v pairs"},
+		{name: "bad_json_labels", args: []string{"--name", "a"}, environ: []string{"ISTIO_METAJSON_LABELS=app=x"}, wantErr: "ISTIO_METAJSON_LABELS"},
+		{name: "bad_discovery", args: []string{"--name", "a", "--discovery-address", "cp"}, wantErr: "--discovery-address"},
+		{name: "bad_admin", args: []string{"--name", "a", "--admin-address", "localhost:15000"}, wantErr: "--admin-address"},
+		{name: "bad_proxy_port", args: []string{"--name", "a", "--http-proxy-port", "0"}, wantErr: "--http-proxy-port"},
+		{name: "stray_argument", args: []string{"--name", "a", "extra"}, wantErr: "unexpected arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseSidecar(tc.args, tc.environ, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("parseSidecar = %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, o)
+		})
+	}
+}
+
+// TestSidecarServes: `weft-proxy sidecar` against a control plane serves
+// the listener it receives and exits 0 on /quitquitquit.
+func TestSidecarServes(t *testing.T) {
+	cp := xdstest.Start(t)
+	const id = "sidecar~127.0.0.1~app-1.default~default.svc.cluster.local"
+	cp.Set(id, xdstest.Resources{
+		resource.ListenerType: {Version: "1", Items: []types.Resource{directListener(t, freeAddr(t))}},
+		resource.ClusterType:  {Version: "1", Items: []types.Resource{}},
+	})
+	admin := freeAddr(t)
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--drain-time-s", "1", "-l", "off"},
+			nil, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar not ready: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling readiness with a deadline
+	}
+	resp, err := http.Get("http://" + admin + "/config_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"dynamic_listeners"`) {
+		t.Errorf("config_dump has no dynamic listener:\n%s", body)
+	}
+	if _, err := http.Post("http://"+admin+"/quitquitquit", "text/plain", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sidecar did not exit after /quitquitquit")
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// directListener answers every request with a direct response.
+func directListener(t *testing.T, addr string) *listenerv3.Listener {
+	host, port, _ := net.SplitHostPort(addr)
+	var p uint32
+	fmt.Sscan(port, &p)
+	rc := &routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"}, Routes: []*routev3.Route{{
+		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 200}},
+	}}}}}
+	router, err := anypb.New(&routerv3.Router{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := anypb.New(&hcmv3.HttpConnectionManager{
+		StatPrefix:     "in",
+		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc},
+		HttpFilters:    []*hcmv3.HttpFilter{{Name: "router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &listenerv3.Listener{
+		Name: "in",
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: p},
+		}}},
+		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{Name: "hcm", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: h}}}}},
+	}
+}
+
+func nodeID(t *testing.T, o *sidecarOptions) string {
+	t.Helper()
+	ao, err := o.agent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ao.NodeID()
+}
