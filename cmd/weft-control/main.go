@@ -1,0 +1,69 @@
+// Command weft-control is weft's control plane: it reads Istio
+// configuration from a directory (VirtualService, DestinationRule, Gateway,
+// ServiceEntry, WorkloadEntry, Sidecar), keeps the last good version of
+// every object, and serves Envoy xDS v3 over ADS to weft-proxy, Envoy and
+// proxyless gRPC clients.
+//
+//	weft-control --config-dir examples/mesh
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/weftmesh/weft/internal/controlplane"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("weft-control", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o controlplane.Options
+	var level string
+	fs.StringVar(&o.ConfigDir, "config-dir", "", "directory of Istio YAML/JSON, watched for changes (required)")
+	fs.StringVar(&o.XDSAddress, "xds-address", controlplane.DefaultXDSAddress, "address of the ADS (xDS) gRPC server")
+	fs.StringVar(&o.HTTPAddress, "http-address", controlplane.DefaultHTTPAddress, "address of /debug/syncz, /debug/configz, /metrics and /ready")
+	fs.DurationVar(&o.Debounce, "debounce", controlplane.DefaultDebounce, "how long pushes wait for further changes")
+	fs.StringVar(&o.RootNamespace, "root-namespace", "istio-system", "namespace of mesh-wide configuration")
+	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 1
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "weft-control: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return 1
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		fmt.Fprintf(stderr, "weft-control: --log-level %q: use debug, info, warn or error\n", level)
+		return 1
+	}
+	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	cp, err := controlplane.New(o)
+	if err != nil {
+		fmt.Fprintln(stderr, "weft-control:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	start := time.Now()
+	if err := cp.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, "weft-control:", err)
+		return 1
+	}
+	o.Logger.Info("stopped", "uptime", time.Since(start).Round(time.Second))
+	return 0
+}

@@ -1,0 +1,266 @@
+// Package controlplane wires weft-control together: the configuration
+// directory (watched, validated, last good version kept) and the service
+// registries feed an immutable model.Snapshot, which the xDS server
+// translates for each connected proxy and pushes over ADS.
+//
+// Config flows one way: files → config.Store → registry → model.Snapshot →
+// translate → xds. A change anywhere upstream triggers one debounced push.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/model"
+	"github.com/weftmesh/weft/internal/registry"
+	"github.com/weftmesh/weft/internal/translate"
+	"github.com/weftmesh/weft/internal/xds"
+)
+
+// Options configure a control plane.
+type Options struct {
+	// ConfigDir is the directory of Istio YAML (required).
+	ConfigDir string
+	// XDSAddress is where ADS is served (default 127.0.0.1:15010).
+	XDSAddress string
+	// HTTPAddress serves /debug/syncz, /debug/configz, /metrics and /ready
+	// (default 127.0.0.1:15014).
+	HTTPAddress string
+	// Debounce is how long pushes wait for more changes (default 100 ms).
+	Debounce time.Duration
+	// RootNamespace is the mesh-wide configuration namespace (default
+	// istio-system).
+	RootNamespace string
+	Logger        *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultXDSAddress  = "127.0.0.1:15010"
+	DefaultHTTPAddress = "127.0.0.1:15014"
+	DefaultDebounce    = 100 * time.Millisecond
+)
+
+// ControlPlane is a running weft-control.
+type ControlPlane struct {
+	o          Options
+	log        *slog.Logger
+	store      *config.Store
+	watcher    *config.Watcher
+	files      *registry.File
+	translator *translate.Translator
+	xds        *xds.Server
+
+	xdsLn  net.Listener
+	httpLn net.Listener
+	http   *http.Server
+
+	pushes  chan struct{}
+	version atomic.Uint64
+	ready   atomic.Bool
+	cur     atomic.Pointer[model.Snapshot]
+
+	warnMu sync.Mutex
+	warned map[string]bool
+}
+
+// New loads the configuration directory and binds the xDS and HTTP ports.
+// Configuration problems are logged, not fatal: invalid objects are
+// skipped, as they are later.
+func New(o Options) (*ControlPlane, error) {
+	if o.ConfigDir == "" {
+		return nil, errors.New("a configuration directory is required (--config-dir)")
+	}
+	if o.XDSAddress == "" {
+		o.XDSAddress = DefaultXDSAddress
+	}
+	if o.HTTPAddress == "" {
+		o.HTTPAddress = DefaultHTTPAddress
+	}
+	if o.Debounce <= 0 {
+		o.Debounce = DefaultDebounce
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	c := &ControlPlane{
+		o:          o,
+		log:        o.Logger,
+		store:      config.NewStore(),
+		files:      registry.NewFile(registry.FileOptions{}),
+		translator: translate.New(translate.Options{}),
+		pushes:     make(chan struct{}, 1),
+		warned:     map[string]bool{},
+	}
+	var err error
+	c.xds, err = xds.New(xds.Options{Generator: c.translator, Logger: c.log})
+	if err != nil {
+		return nil, err
+	}
+	c.watcher, err = config.NewWatcher(config.WatcherOptions{
+		Dir:      o.ConfigDir,
+		Store:    c.store,
+		OnChange: c.onConfigChange,
+		OnError:  func(err error) { c.log.Warn("watching the configuration directory", "err", err) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", o.ConfigDir, err)
+	}
+	if _, err := c.watcher.Reload(); err != nil {
+		c.watcher.Close()
+		return nil, fmt.Errorf("load %s: %w", o.ConfigDir, err)
+	}
+	c.logProblems(c.store.Errors())
+	if c.xdsLn, err = net.Listen("tcp", o.XDSAddress); err != nil {
+		c.watcher.Close()
+		return nil, fmt.Errorf("xDS address %s: %w", o.XDSAddress, err)
+	}
+	if c.httpLn, err = net.Listen("tcp", o.HTTPAddress); err != nil {
+		c.watcher.Close()
+		c.xdsLn.Close()
+		return nil, fmt.Errorf("HTTP address %s: %w", o.HTTPAddress, err)
+	}
+	mux := http.NewServeMux()
+	c.xds.Mount(mux, c.configz)
+	mux.HandleFunc("/ready", c.handleReady)
+	c.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return c, nil
+}
+
+// XDSAddr returns the bound xDS address.
+func (c *ControlPlane) XDSAddr() net.Addr { return c.xdsLn.Addr() }
+
+// HTTPAddr returns the bound monitoring address.
+func (c *ControlPlane) HTTPAddr() net.Addr { return c.httpLn.Addr() }
+
+// XDS returns the xDS server (tests and status).
+func (c *ControlPlane) XDS() *xds.Server { return c.xds }
+
+// Snapshot returns the configuration pushed last (nil before the first).
+func (c *ControlPlane) Snapshot() *model.Snapshot { return c.cur.Load() }
+
+// Run serves until ctx ends, then stops everything.
+func (c *ControlPlane) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.push() // the initial configuration, before any proxy is answered
+	errc := make(chan error, 3)
+	go func() { errc <- c.xds.Serve(c.xdsLn) }()
+	go func() {
+		if err := c.http.Serve(c.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+			return
+		}
+		errc <- nil
+	}()
+	go func() { errc <- c.watcher.Run(ctx) }()
+	go c.pushLoop(ctx)
+	c.log.Info("weft-control serving", "xds", c.XDSAddr().String(), "http", c.HTTPAddr().String(), "config", c.o.ConfigDir)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	c.xds.Stop()
+	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
+	c.http.Shutdown(shut)
+	done()
+	c.watcher.Close()
+	return err
+}
+
+// onConfigChange runs after the watcher applied a reload to the store.
+func (c *ControlPlane) onConfigChange(ch config.Changes, problems []*config.Error) {
+	c.logProblems(problems)
+	c.log.Info("configuration changed", "added", len(ch.Added), "updated", len(ch.Updated), "removed", len(ch.Removed), "kept_last_good", len(ch.Kept))
+	c.trigger()
+}
+
+func (c *ControlPlane) trigger() {
+	select {
+	case c.pushes <- struct{}{}:
+	default: // a push is already due
+	}
+}
+
+// pushLoop debounces triggers into pushes: a push happens Debounce after
+// the last trigger of a burst.
+func (c *ControlPlane) pushLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.pushes:
+		}
+		t := time.NewTimer(c.o.Debounce)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-c.pushes:
+				t.Reset(c.o.Debounce)
+			case <-t.C:
+				break wait
+			}
+		}
+		c.push()
+	}
+}
+
+// push builds a snapshot from the store and the registries and hands it to
+// the xDS server.
+func (c *ControlPlane) push() {
+	start := time.Now()
+	objs := c.store.List()
+	problems, _ := c.files.Update(objs)
+	c.logProblems(problems)
+	snap := model.NewSnapshot(model.SnapshotOptions{
+		Version:       strconv.FormatUint(c.version.Add(1), 10),
+		RootNamespace: c.o.RootNamespace,
+		Services:      c.files.Services(),
+		Configs:       objs,
+	})
+	c.cur.Store(snap)
+	c.xds.Push(snap)
+	c.logProblems(c.translator.Warnings(snap))
+	c.ready.Store(true)
+	c.log.Info("pushed", "version", snap.Version, "services", len(snap.Services), "proxies", c.xds.Connected(), "took", time.Since(start).Round(time.Microsecond))
+}
+
+// logProblems logs each problem once per distinct text.
+func (c *ControlPlane) logProblems(ps []*config.Error) {
+	c.warnMu.Lock()
+	defer c.warnMu.Unlock()
+	for _, p := range ps {
+		s := p.Error()
+		if c.warned[s] {
+			continue
+		}
+		c.warned[s] = true
+		if p.Warning {
+			c.log.Warn(s)
+		} else {
+			c.log.Error(s)
+		}
+	}
+}
+
+func (c *ControlPlane) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if !c.ready.Load() {
+		http.Error(w, "not ready: no configuration pushed yet", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
