@@ -1,0 +1,298 @@
+// Package mesh tests weft end to end on loopback: weft-control reading a
+// directory of Istio YAML, weft-proxy sidecars that take their whole
+// configuration from it over ADS, real upstream servers (net/http, h2c,
+// grpc-go) and a proxyless grpc-go client using the xds:/// resolver.
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+	"google.golang.org/grpc"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/weftmesh/weft/internal/controlplane"
+	"github.com/weftmesh/weft/internal/proxy/agent"
+	"github.com/weftmesh/weft/internal/proxy/bootstrap"
+	"github.com/weftmesh/weft/internal/proxy/server"
+)
+
+// quiet discards the components' logs: failing tests report what they
+// observed instead.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// controlPlane is a running weft-control over a temporary config dir.
+type controlPlane struct {
+	t   *testing.T
+	dir string
+	cp  *controlplane.ControlPlane
+}
+
+// startControlPlane writes files (name → YAML) to a new directory and
+// serves it on loopback ports chosen by the kernel.
+func startControlPlane(t *testing.T, files map[string]string) *controlPlane {
+	t.Helper()
+	c := &controlPlane{t: t, dir: t.TempDir()}
+	for name, content := range files {
+		c.write(name, content)
+	}
+	cp, err := controlplane.New(controlplane.Options{
+		ConfigDir:   c.dir,
+		XDSAddress:  "127.0.0.1:0",
+		HTTPAddress: "127.0.0.1:0",
+		Debounce:    50 * time.Millisecond,
+		Logger:      quiet,
+	})
+	if err != nil {
+		t.Fatalf("controlplane.New: %v", err)
+	}
+	c.cp = cp
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cp.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("weft-control: %v", err)
+		}
+	})
+	return c
+}
+
+// write replaces a config file atomically (a temporary name the loader
+// ignores, then a rename), as editors and kubectl-style tools do.
+func (c *controlPlane) write(name, content string) {
+	c.t.Helper()
+	tmp := filepath.Join(c.dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(c.dir, name)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *controlPlane) remove(name string) {
+	c.t.Helper()
+	if err := os.Remove(filepath.Join(c.dir, name)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *controlPlane) xdsAddr() string { return c.cp.XDSAddr().String() }
+
+// sidecar is a running weft-proxy sidecar.
+type sidecar struct {
+	t     *testing.T
+	srv   *server.Server
+	proxy string // the HTTP proxy listener's address
+}
+
+// sidecarOptions place a sidecar: its workload identity and the port of
+// its outbound HTTP proxy listener (on 127.0.0.1).
+type sidecarOptions struct {
+	Name, IP  string
+	Labels    map[string]string
+	ProxyPort int
+}
+
+// startSidecar builds the bootstrap the way `weft-proxy sidecar` does and
+// waits until the proxy has its initial configuration from weft-control.
+func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
+	t.Helper()
+	yaml, err := agent.BootstrapYAML(&agent.Options{
+		DiscoveryAddress: c.xdsAddr(),
+		Type:             "sidecar",
+		IP:               o.IP,
+		Name:             o.Name,
+		Namespace:        "default",
+		Labels:           o.Labels,
+		ServiceAccount:   "default",
+		HTTPProxyPort:    strconv.Itoa(o.ProxyPort),
+		AdminAddress:     "127.0.0.1:0",
+	})
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	b, err := bootstrap.ParseAndValidate(yaml, o.Name+".yaml")
+	if err != nil {
+		t.Fatalf("bootstrap: %v\n%s", err, yaml)
+	}
+	srv, err := server.New(server.Options{Bootstrap: b, DrainTime: 5 * time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	srv.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	select {
+	case <-srv.Initialized():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("sidecar %s: no initial configuration from weft-control within 10 s", o.Name)
+	}
+	s := &sidecar{t: t, srv: srv, proxy: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.ProxyPort))}
+	name := "127.0.0.1_" + strconv.Itoa(o.ProxyPort)
+	if a := srv.ListenerAddr(name); a == nil || a.String() != s.proxy {
+		t.Fatalf("sidecar %s: HTTP proxy listener %s not bound (have %v)", o.Name, name, srv.ListenerAddrs())
+	}
+	return s
+}
+
+// client returns an HTTP client that sends every request through the
+// sidecar's outbound HTTP proxy listener, as `curl -x` does.
+func (s *sidecar) client() *http.Client {
+	pu, _ := url.Parse("http://" + s.proxy)
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyURL(pu),
+			MaxIdleConnsPerHost: 16,
+		},
+	}
+}
+
+// admin GETs an admin path.
+func (s *sidecar) admin(path string) string {
+	s.t.Helper()
+	resp, err := http.Get("http://" + s.srv.AdminAddr().String() + path)
+	if err != nil {
+		s.t.Fatalf("admin %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitFor polls cond until it holds or the deadline passes, and returns
+// how long it took.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
+	return time.Since(start)
+}
+
+// freePort returns a TCP port that was free on ip a moment ago. Used
+// where a port must be known before the listener that takes it exists (a
+// sidecar's HTTP proxy port is node metadata).
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// app is a workload: one port serving plain HTTP (the body is its name)
+// and gRPC (grpc.testing.TestService.UnaryCall answers with server_id =
+// its name), over HTTP/1.1 and h2c.
+type app struct {
+	name string
+	port int
+	// hold, when set, blocks requests to /hold until it is closed; each
+	// such request is announced on held first.
+	hold chan struct{}
+	held chan struct{}
+}
+
+type unaryServer struct {
+	testpb.UnimplementedTestServiceServer
+	name string
+}
+
+func (s *unaryServer) UnaryCall(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	return &testpb.SimpleResponse{ServerId: s.name}, nil
+}
+
+// startApp serves an app on 127.0.0.1 and a port the kernel picks.
+func startApp(t *testing.T, name string) *app {
+	t.Helper()
+	a := &app{name: name, hold: make(chan struct{}), held: make(chan struct{}, 16)}
+	gs := grpc.NewServer()
+	testpb.RegisterTestServiceServer(gs, &unaryServer{name: name})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/hold" {
+			a.held <- struct{}{}
+			<-a.hold
+		}
+		w.Header().Set("x-app", name)
+		io.WriteString(w, name)
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.port = l.Addr().(*net.TCPAddr).Port
+	hs := &http.Server{Handler: h2c.NewHandler(h, &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(l)
+	t.Cleanup(func() {
+		close(a.hold)
+		hs.Close()
+		gs.Stop()
+	})
+	return a
+}
+
+// get sends GET url through c and returns the status and body, or an
+// error for a transport failure.
+func get(c *http.Client, url string, hdr ...string) (int, string, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, string(b), fmt.Errorf("reading the body: %w", err)
+	}
+	return resp.StatusCode, string(b), nil
+}
+
+// count sends n requests and counts the bodies; any non-200 or transport
+// error fails the test.
+func count(t *testing.T, c *http.Client, url string, n int, hdr ...string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for i := 0; i < n; i++ {
+		code, body, err := get(c, url, hdr...)
+		if err != nil || code != 200 {
+			t.Fatalf("request %d to %s: %d %q %v", i, url, code, body, err)
+		}
+		out[body]++
+	}
+	return out
+}
