@@ -14,6 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,7 +38,9 @@ type Options struct {
 	// HTTPAddress serves /debug/syncz, /debug/configz, /metrics and /ready
 	// (default 127.0.0.1:15014).
 	HTTPAddress string
-	// Debounce is how long pushes wait for more changes (default 100 ms).
+	// Debounce is how long the configuration directory must stay quiet
+	// before it is reloaded and pushed (default 100 ms): an editor's or a
+	// deployment tool's burst of writes becomes one push.
 	Debounce time.Duration
 	// RootNamespace is the mesh-wide configuration namespace (default
 	// istio-system).
@@ -108,6 +113,7 @@ func New(o Options) (*ControlPlane, error) {
 	}
 	c.watcher, err = config.NewWatcher(config.WatcherOptions{
 		Dir:      o.ConfigDir,
+		Debounce: o.Debounce,
 		Store:    c.store,
 		OnChange: c.onConfigChange,
 		OnError:  func(err error) { c.log.Warn("watching the configuration directory", "err", err) },
@@ -132,6 +138,11 @@ func New(o Options) (*ControlPlane, error) {
 	mux := http.NewServeMux()
 	c.xds.Mount(mux, c.configz)
 	mux.HandleFunc("/ready", c.handleReady)
+	// Go's profiles, as istiod serves them on its debug port: this port
+	// binds to loopback unless configured otherwise.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	c.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return c, nil
 }
@@ -164,6 +175,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	}()
 	go func() { errc <- c.watcher.Run(ctx) }()
 	go c.pushLoop(ctx)
+	go c.trimLoop(ctx)
 	c.log.Info("weft-control serving", "xds", c.XDSAddr().String(), "http", c.HTTPAddr().String(), "config", c.o.ConfigDir)
 	var err error
 	select {
@@ -193,29 +205,50 @@ func (c *ControlPlane) trigger() {
 	}
 }
 
-// pushLoop debounces triggers into pushes: a push happens Debounce after
-// the last trigger of a burst.
+// pushLoop runs the pushes, one at a time: triggers that arrive during a
+// push become one push after it. Debouncing happens at the source: the
+// watcher reloads once the directory was quiet for Debounce, so a burst of
+// file writes is already one trigger (a second debounce here would only
+// add latency).
 func (c *ControlPlane) pushLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.pushes:
+			c.push()
 		}
-		t := time.NewTimer(c.o.Debounce)
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-c.pushes:
-				t.Reset(c.o.Debounce)
-			case <-t.C:
-				break wait
+	}
+}
+
+// trimDelay is how long the xDS server must stay idle (every response
+// answered) before trimLoop returns memory to the OS.
+const trimDelay = 2 * time.Second
+
+// trimLoop returns the memory of a push to the operating system once the
+// push is over. A push to hundreds of proxies leaves hundreds of MiB of
+// garbage and of gRPC's pooled message buffers (sync.Pool, which only
+// empties over two collections); an idle Go process would keep that
+// resident until the runtime's forced collections every two minutes. So,
+// trimDelay after the xDS server went idle, and still idle: two
+// collections and a scavenge (debug.FreeOSMemory). The cost is one CPU
+// burst per push wave, off the push path; measured in docs/PERFORMANCE.md.
+func (c *ControlPlane) trimLoop(ctx context.Context) {
+	t := time.NewTimer(trimDelay)
+	t.Stop()
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.xds.Idle():
+			t.Reset(trimDelay)
+		case <-t.C:
+			if c.xds.PendingBytes() == 0 {
+				runtime.GC()
+				debug.FreeOSMemory()
 			}
 		}
-		c.push()
 	}
 }
 
@@ -235,6 +268,7 @@ func (c *ControlPlane) push() {
 	c.cur.Store(snap)
 	c.xds.Push(snap)
 	c.logProblems(c.translator.Warnings(snap))
+	c.translator.Retain(snap) // every connected proxy has been generated for snap
 	c.ready.Store(true)
 	c.log.Info("pushed", "version", snap.Version, "services", len(snap.Services), "proxies", c.xds.Connected(), "took", time.Since(start).Round(time.Microsecond))
 }

@@ -81,6 +81,13 @@ func (t *Translator) Generate(s *model.Snapshot, p *model.Proxy) *Resources {
 	return t.generate(s, p)
 }
 
+// Retain drops what the translator derived from snapshots other than s
+// (it otherwise keeps the two newest): call it once a push of s has been
+// generated for every proxy, so that the memory of the previous snapshot
+// is freed at once. Generating for an older snapshot afterwards is still
+// correct, only slower.
+func (t *Translator) Retain(s *model.Snapshot) { t.c.retain(s) }
+
 // Warnings returns what translation of s does not apply yet or had to
 // ignore (for example VirtualService retries before the resilience
 // issue), once per object and field, so that nothing is silently dropped.

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +43,33 @@ func (c *cache) state(s *model.Snapshot, o Options) *snapState {
 	return st
 }
 
+// defaultRoute returns the shared default route to an outbound cluster
+// of port (defaultRoute with no hash policy and no VirtualService).
+func (st *snapState) defaultRoute(cluster string, port uint32) *routev3.Route {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r, ok := st.defaultRoutes[cluster]
+	if !ok {
+		r = defaultRoute(cluster, nil, routeOpts{port: port})
+		st.defaultRoutes[cluster] = r
+	}
+	return r
+}
+
+// retain keeps only the state of s (if any).
+func (c *cache) retain(s *model.Snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept := c.states[:0]
+	for _, st := range c.states {
+		if st.snap == s {
+			kept = append(kept, st)
+		}
+	}
+	clear(c.states[len(kept):])
+	c.states = kept
+}
+
 // snapState is everything derived from one snapshot: its index, its static
 // warnings, the warnings met while generating, and the outbound resources of
 // every scope generated so far.
@@ -63,6 +91,11 @@ type snapState struct {
 	// for one DestinationRule, shared by every scope that resolves the
 	// same rule.
 	clusters map[clusterMemoKey]*clusterSet
+	// defaultRoutes memoises the default route (no VirtualService, no
+	// hash policy) of each outbound cluster: the HTTP proxy route of every
+	// scope holds one per visible service, so sharing them saves a copy
+	// per namespace. Routes are immutable once built.
+	defaultRoutes map[string]*routev3.Route
 }
 
 func newSnapState(s *model.Snapshot, o Options) *snapState {
@@ -72,6 +105,8 @@ func newSnapState(s *model.Snapshot, o Options) *snapState {
 		idx:      newIndex(s, o.ClusterDomain),
 		scopes:   map[scopeKey]*scopeEntry{},
 		clusters: map[clusterMemoKey]*clusterSet{},
+
+		defaultRoutes: map[string]*routev3.Route{},
 	}
 }
 

@@ -249,7 +249,8 @@ func TestVersionsFollowContent(t *testing.T) {
 	}
 }
 
-// TestCacheKeepsTwoSnapshots: the cache holds the newest two snapshots.
+// TestCacheKeepsTwoSnapshots: the cache holds the newest two snapshots,
+// and only the retained one after Retain.
 func TestCacheKeepsTwoSnapshots(t *testing.T) {
 	tr := New(Options{})
 	p := meshProxy(t, "ns-0", 1)
@@ -259,6 +260,15 @@ func TestCacheKeepsTwoSnapshots(t *testing.T) {
 	}
 	if n := len(tr.c.states); n != keptSnapshots {
 		t.Errorf("cache holds %d snapshots, want %d", n, keptSnapshots)
+	}
+	last := syntheticMesh(o, "last")
+	want := tr.Generate(last, p)
+	tr.Retain(last)
+	if n := len(tr.c.states); n != 1 || tr.c.states[0].snap != last {
+		t.Fatalf("after Retain: %d snapshots, want only the retained one", n)
+	}
+	if got := tr.Generate(last, p); !reflect.DeepEqual(got.Versions, want.Versions) {
+		t.Errorf("after Retain: versions %v, want %v", got.Versions, want.Versions)
 	}
 }
 

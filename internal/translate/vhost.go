@@ -121,7 +121,12 @@ func (s *scope) httpProxyRoutes() *routev3.RouteConfiguration {
 			}
 			domains, alt := serviceDomains(svc, p.Number, s.key.dnsDomain)
 			cluster := outboundCluster(p.Number, "", svc.Hostname)
-			route := defaultRoute(cluster, s.hashPolicy(svc.Hostname, p.Number, ""), routeOpts{port: p.Number})
+			var route *routev3.Route
+			if hp := s.hashPolicy(svc.Hostname, p.Number, ""); hp != nil {
+				route = defaultRoute(cluster, hp, routeOpts{port: p.Number})
+			} else {
+				route = s.st.defaultRoute(cluster, p.Number) // shared by every scope
+			}
 			b.add(hostPort(svc.Hostname, p.Number), p.Number, domains, alt, []*routev3.Route{route})
 		}
 	}

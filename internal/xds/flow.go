@@ -27,6 +27,9 @@ type sendBudget struct {
 	used  int64
 	holds map[*hold]struct{}
 	wake  chan struct{} // closed and replaced when budget is released
+	// idle gets a token (never blocking) each time the last held byte is
+	// released: every response sent so far was answered.
+	idle chan struct{}
 }
 
 // hold is budget held by one sent response.
@@ -36,7 +39,8 @@ type hold struct {
 }
 
 func newSendBudget(capacity int64, holdTimeout time.Duration) *sendBudget {
-	return &sendBudget{capacity: capacity, holdTimeout: holdTimeout, holds: map[*hold]struct{}{}, wake: make(chan struct{})}
+	return &sendBudget{capacity: capacity, holdTimeout: holdTimeout, holds: map[*hold]struct{}{},
+		wake: make(chan struct{}), idle: make(chan struct{}, 1)}
 }
 
 // acquire waits until n bytes fit (or nothing else is held) and returns
@@ -102,6 +106,19 @@ func (b *sendBudget) drop(h *hold) {
 	b.used -= h.n
 	close(b.wake)
 	b.wake = make(chan struct{})
+	if b.used == 0 {
+		select {
+		case b.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pending returns the bytes sent and not yet answered.
+func (b *sendBudget) pending() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
 }
 
 // pendingSend is a response a stream waits to see answered.
@@ -222,8 +239,11 @@ type sotwStream struct {
 	reqs <-chan recvResult[discoveryv3.DiscoveryRequest]
 }
 
-func newSotwStream(st grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse], bs *budgeted) sotwStream {
-	answered := func(r *discoveryv3.DiscoveryRequest) { bs.answered(r.GetTypeUrl(), r.GetResponseNonce()) }
+func newSotwStream(st grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse], bs *budgeted, in *interner) sotwStream {
+	answered := func(r *discoveryv3.DiscoveryRequest) {
+		in.names(r.ResourceNames)
+		bs.answered(r.GetTypeUrl(), r.GetResponseNonce())
+	}
 	return sotwStream{BidiStreamingServer: st, bs: bs, reqs: readRequests(st.Recv, answered, st.Context().Done())}
 }
 
@@ -243,8 +263,11 @@ type deltaStream struct {
 	reqs <-chan recvResult[discoveryv3.DeltaDiscoveryRequest]
 }
 
-func newDeltaStream(st grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse], bs *budgeted) deltaStream {
-	answered := func(r *discoveryv3.DeltaDiscoveryRequest) { bs.answered(r.GetTypeUrl(), r.GetResponseNonce()) }
+func newDeltaStream(st grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse], bs *budgeted, in *interner) deltaStream {
+	answered := func(r *discoveryv3.DeltaDiscoveryRequest) {
+		in.names(r.ResourceNamesSubscribe)
+		bs.answered(r.GetTypeUrl(), r.GetResponseNonce())
+	}
 	return deltaStream{BidiStreamingServer: st, bs: bs, reqs: readRequests(st.Recv, answered, st.Context().Done())}
 }
 

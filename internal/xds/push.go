@@ -105,6 +105,9 @@ func (s *Server) Push(snap *model.Snapshot) {
 	seq := s.seq
 	s.mu.Unlock()
 	nodes := s.nodes.list()
+	if s.interned != nil {
+		s.interned.reset()
+	}
 	s.parallel(nodes, func(n *node) { s.compute(n, snap, seq, start) })
 	d := time.Since(start)
 	s.metrics.pushDuration.Observe(d.Seconds())

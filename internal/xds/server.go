@@ -114,8 +114,11 @@ type Server struct {
 	conns   connTable
 	xds     serverv3.Server
 	budget  *sendBudget
-	ctx     context.Context
-	cancel  context.CancelFunc
+	// interned holds the resource names proxies subscribe to (with the
+	// budget: both wrap the streams).
+	interned *interner
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	pushMu      sync.Mutex // serialises pushes
 	unversioned sync.Once  // warns about missing versions
@@ -154,12 +157,32 @@ func New(o Options) (*Server, error) {
 	}
 	if o.MaxPendingBytes > 0 {
 		s.budget = newSendBudget(o.MaxPendingBytes, pendingTimeout)
+		s.interned = newInterner()
 	}
 	// Ordered ADS: one response queue per stream, so that the order in
 	// which the cache answers (CDS, EDS, LDS, RDS) is the order sent.
 	s.xds = serverv3.NewServer(ctx, watchCache{s: s}, callbacks{s: s},
 		sotw.WithOrderedADS(), sotw.WithLogger(gcpLogger{s.log}))
 	return s, nil
+}
+
+// Idle receives a value each time every response sent so far has been
+// answered (ACK or NACK, or given up on after 5 s): the moment a push or a
+// wave of connecting proxies is over. Nil (never ready) when
+// MaxPendingBytes is negative.
+func (s *Server) Idle() <-chan struct{} {
+	if s.budget == nil {
+		return nil
+	}
+	return s.budget.idle
+}
+
+// PendingBytes returns the bytes of responses sent and not yet answered.
+func (s *Server) PendingBytes() int64 {
+	if s.budget == nil {
+		return 0
+	}
+	return s.budget.pending()
 }
 
 // Register adds the aggregated (SotW and delta) and per-type (CDS, EDS,

@@ -10,6 +10,7 @@
 //	go run ./internal/xds/xdsbench -proxies 500
 //	go run ./internal/xds/xdsbench -proxies 500 -delta
 //	go run ./internal/xds/xdsbench -generator translate   # the real translator
+//	go run ./internal/xds/xdsbench -control bin/weft-control  # the real binary, YAML in, file write to proxies
 //
 // The clients decode only names and references (xdstest's load-generator
 // mode), so that their CPU goes to the protocol rather than to
@@ -35,16 +36,19 @@ import (
 )
 
 type flags struct {
-	proxies   int
-	services  int
-	delta     bool
-	generator string
-	workers   int
-	serve     bool
-	timeout   time.Duration
-	heapProf  string
-	pending   int64
-	cpuProf   string
+	proxies     int
+	services    int
+	delta       bool
+	generator   string
+	workers     int
+	serve       bool
+	timeout     time.Duration
+	heapProf    string
+	pending     int64
+	cpuProf     string
+	control     string
+	controlArgs string
+	settle      time.Duration
 }
 
 func main() {
@@ -56,14 +60,20 @@ func main() {
 	flag.IntVar(&f.workers, "workers", 0, "push workers (0: GOMAXPROCS, at most 8)")
 	flag.Int64Var(&f.pending, "pending", 0, "server's MaxPendingBytes (0: default)")
 	flag.StringVar(&f.cpuProf, "cpuprofile", "", "write the server's CPU profile of the route change to this file")
+	flag.StringVar(&f.control, "control", "", "measure this weft-control binary end to end (config as YAML files, change by a file write) instead of an in-process server")
+	flag.StringVar(&f.controlArgs, "control-args", "", "with -control: more weft-control flags (e.g. \"--log-level info\")")
+	flag.DurationVar(&f.settle, "settle", 5*time.Second, "with -control: idle time before the settled RSS is read")
 	flag.BoolVar(&f.serve, "serve", false, "internal: run the server side")
 	flag.DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up after")
 	flag.StringVar(&f.heapProf, "heapprofile", "", "write the server's heap profile to this file prefix (.synced, .changed)")
 	flag.Parse()
 	var err error
-	if f.serve {
+	switch {
+	case f.serve:
 		err = serve(f)
-	} else {
+	case f.control != "":
+		err = runControl(f)
+	default:
 		err = run(f)
 	}
 	if err != nil {
