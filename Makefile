@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test vet fmt-check unit bench bench-quick bench-test fuzz clean
+.PHONY: all build test vet fmt-check unit bench bench-quick bench-test bench-control fuzz clean
 
 all: build
 
@@ -33,9 +33,17 @@ fuzz:
 	$(GO) test ./internal/proxy/router -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/proxy/bootstrap -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/proxy/listener/tlsinspect -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/protoyaml -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzDecodeFile$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/translate -run '^$$' -fuzz '^FuzzGenerate$$' -fuzztime $(FUZZTIME)
 
 bench:
 	./bench/run.sh $(BENCH_ARGS)
+
+# Control-plane benchmark: 1,000 services, 500 xDS clients, a VirtualService
+# change timed from the file write (see bench/controlplane.sh).
+bench-control:
+	./bench/controlplane.sh $(BENCH_ARGS)
 
 # Unit tests of the benchmark harness (nested module; needs nginx and
 # haproxy, which bench/run.sh installs).

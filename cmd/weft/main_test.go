@@ -90,6 +90,14 @@ func TestAnalyzeValid(t *testing.T) {
 	}
 }
 
+// TestAnalyzeExample: the README's local mesh example is clean.
+func TestAnalyzeExample(t *testing.T) {
+	code, out, _ := weft("analyze", "-f", "../../examples/mesh/config")
+	if code != 0 || out != "No problems in 1 file (3 objects).\n" {
+		t.Fatalf("examples/mesh/config: status %d, output %q", code, out)
+	}
+}
+
 // TestAnalyzeUsage: bad invocations fail with status 1 and a message.
 func TestAnalyzeUsage(t *testing.T) {
 	empty := t.TempDir()

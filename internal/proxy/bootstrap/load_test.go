@@ -22,6 +22,7 @@ func TestLoadValidConfigs(t *testing.T) {
 	}{
 		{"testdata/front-proxy.yaml", 2, 6},
 		{"../../../examples/front-proxy.yaml", 2, 1},
+		{"../../../examples/mesh/apps.yaml", 2, 0},
 	} {
 		t.Run(filepath.Base(filepath.Dir(tc.path))+"/"+filepath.Base(tc.path), func(t *testing.T) {
 			b, err := LoadAndValidate(tc.path)
