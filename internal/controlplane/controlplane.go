@@ -163,6 +163,10 @@ func (c *ControlPlane) Snapshot() *model.Snapshot { return c.cur.Load() }
 func (c *ControlPlane) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	select {
+	case <-c.pushes: // the initial load's trigger: the push below covers it
+	default:
+	}
 	c.push() // the initial configuration, before any proxy is answered
 	errc := make(chan error, 3)
 	go func() { errc <- c.xds.Serve(c.xdsLn) }()

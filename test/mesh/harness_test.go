@@ -104,6 +104,7 @@ type sidecar struct {
 // sidecarOptions place a sidecar: its workload identity and the port of
 // its outbound HTTP proxy listener (on 127.0.0.1).
 type sidecarOptions struct {
+	Type      string // "sidecar" (default) or "router"
 	Name, IP  string
 	Labels    map[string]string
 	ProxyPort int
@@ -113,9 +114,12 @@ type sidecarOptions struct {
 // waits until the proxy has its initial configuration from weft-control.
 func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
 	t.Helper()
+	if o.Type == "" {
+		o.Type = "sidecar"
+	}
 	yaml, err := agent.BootstrapYAML(&agent.Options{
 		DiscoveryAddress: c.xdsAddr(),
-		Type:             "sidecar",
+		Type:             o.Type,
 		IP:               o.IP,
 		Name:             o.Name,
 		Namespace:        "default",
@@ -147,6 +151,9 @@ func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
 		t.Fatalf("sidecar %s: no initial configuration from weft-control within 10 s", o.Name)
 	}
 	s := &sidecar{t: t, srv: srv, proxy: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.ProxyPort))}
+	if o.Type == "router" {
+		return s // gateways have no HTTP proxy listener
+	}
 	name := "127.0.0.1_" + strconv.Itoa(o.ProxyPort)
 	if a := srv.ListenerAddr(name); a == nil || a.String() != s.proxy {
 		t.Fatalf("sidecar %s: HTTP proxy listener %s not bound (have %v)", o.Name, name, srv.ListenerAddrs())

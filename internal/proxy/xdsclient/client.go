@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync/atomic"
 	"time"
@@ -149,6 +150,9 @@ func (c *Client) attempt(ctx context.Context) (progressed bool, err error) {
 	cc, err := grpc.NewClient("passthrough:///xds",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return c.o.Dial(ctx) }),
+		// A large mesh's CDS or EDS response exceeds gRPC's default 4 MiB
+		// limit; Envoy sets none.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 	)
 	if err != nil {
 		return false, fmt.Errorf("control plane %s: %w", c.o.Target, err)
