@@ -96,3 +96,32 @@ func TestBudgetedStream(t *testing.T) {
 		}
 	}
 }
+
+// TestSendBudgetIdle: the idle signal comes when the last held byte is
+// released, not before, and never blocks the releaser.
+func TestSendBudgetIdle(t *testing.T) {
+	ctx := testCtx(t)
+	b := newSendBudget(100, time.Hour)
+	h1, h2 := b.acquire(ctx, 10), b.acquire(ctx, 20)
+	b.release(h1)
+	select {
+	case <-b.idle:
+		t.Fatal("idle while 20 bytes are held")
+	default:
+	}
+	if b.pending() != 20 {
+		t.Fatalf("pending %d, want 20", b.pending())
+	}
+	b.release(h2)
+	select {
+	case <-b.idle:
+	default:
+		t.Fatal("no idle signal after the last release")
+	}
+	// Unread signals do not block: two idle moments, one token.
+	b.release(b.acquire(ctx, 5))
+	b.release(b.acquire(ctx, 5))
+	if n := len(b.idle); n != 1 {
+		t.Fatalf("%d idle tokens, want 1", n)
+	}
+}
