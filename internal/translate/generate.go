@@ -47,6 +47,7 @@ func (s *scope) buildOutbound() *outbound {
 		for _, l := range s.tcpListeners() {
 			o.listeners.put(hash(l.Name, l))
 		}
+		s.buildEgressListeners(o)
 		s.addServiceClusters(o)
 	}
 	return o

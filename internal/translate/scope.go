@@ -102,16 +102,7 @@ func parseEgress(sc *sidecarEntry, proxyNs string) []egressHost {
 	}
 	var out []egressHost
 	for _, l := range sc.spec.Egress {
-		for _, h := range l.Hosts {
-			ns, host, ok := strings.Cut(h, "/")
-			if !ok {
-				ns, host = "*", h
-			}
-			if ns == "." {
-				ns = proxyNs
-			}
-			out = append(out, egressHost{ns: ns, host: host})
-		}
+		out = append(out, parseEgressHosts(l, proxyNs)...)
 	}
 	return out
 }

@@ -25,7 +25,8 @@ func isTLSPort(p model.Port) bool { return p.Protocol == model.TLS || p.Protocol
 // Istio's, they only receive connections redirected to them by transparent
 // traffic capture, which weft's local mode does not have yet (a later
 // issue adds it). Until then applications reach HTTP services through the
-// HTTP proxy listener only.
+// HTTP proxy listener, and TCP services through Sidecar egress listeners
+// with a port, which bind (egress.go).
 func (s *scope) tcpListeners() []*listenerv3.Listener {
 	byPort := map[uint32][]*model.Service{}
 	for _, svc := range s.routable() {

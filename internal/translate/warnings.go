@@ -184,8 +184,13 @@ func gatewayWarnings(w *warnSet, g *gwEntry) {
 func sidecarWarnings(w *warnSet, sc *sidecarEntry) {
 	for i, e := range sc.spec.Egress {
 		p := fmt.Sprintf("spec.egress[%d]", i)
-		if e.Port != nil || e.Bind != "" || e.CaptureMode != networking.CaptureMode_DEFAULT {
-			w.warnObject(sc.obj, p, "port, bind and captureMode are not applied: in local mode outbound HTTP goes through the HTTP proxy listener; the egress hosts are applied")
+		switch {
+		case strings.HasPrefix(e.Bind, "unix://"):
+			w.warnObject(sc.obj, p+".bind", "unix domain sockets are not supported yet; this egress listener is skipped (its hosts still apply)")
+		case e.Port == nil && e.Bind != "":
+			w.warnObject(sc.obj, p+".bind", "not applied without a port: set port to get a listener on this address")
+		case e.CaptureMode == networking.CaptureMode_IPTABLES:
+			w.warnObject(sc.obj, p+".captureMode", "not applied: local mode has no traffic capture; a listener with a port binds it (as captureMode NONE)")
 		}
 	}
 	for i, in := range sc.spec.Ingress {
