@@ -10,12 +10,32 @@ import (
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 
 	"github.com/weftmesh/weft/internal/protoyaml"
 )
 
-// networkingGroup is the API group of the kinds weft-control reads.
-const networkingGroup = "networking.istio.io"
+// The API groups of the kinds weft-control reads.
+const (
+	networkingGroup = "networking.istio.io"
+	securityGroup   = "security.istio.io"
+)
+
+// groupOf returns the API group of a kind weft-control reads.
+func groupOf(k Kind) string {
+	switch k {
+	case PeerAuthentication, AuthorizationPolicy, RequestAuthentication:
+		return securityGroup
+	}
+	return networkingGroup
+}
+
+// groupVersions are the versions of each group weft-control reads (they
+// all decode to the same istio.io/api types).
+var groupVersions = map[string][]string{
+	networkingGroup: {"v1", "v1beta1", "v1alpha3"},
+	securityGroup:   {"v1", "v1beta1"},
+}
 
 // decodeOptions decode Istio specs the way Istio does: JSON (lowerCamel)
 // field names in paths, and Go duration strings ("1m30s") accepted, as
@@ -38,12 +58,19 @@ func newSpec(k Kind) proto.Message {
 		return &networking.WorkloadEntry{}
 	case Sidecar:
 		return &networking.Sidecar{}
+	case PeerAuthentication:
+		return &security.PeerAuthentication{}
+	case AuthorizationPolicy:
+		return &security.AuthorizationPolicy{}
+	case RequestAuthentication:
+		return &security.RequestAuthentication{}
 	}
 	return nil
 }
 
 // supportedKinds lists the kinds for messages.
-const supportedKinds = "VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar"
+const supportedKinds = "VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar of " + networkingGroup +
+	", and PeerAuthentication, AuthorizationPolicy and RequestAuthentication of " + securityGroup
 
 // topLevelFields are the fields of a Kubernetes object document; status is
 // accepted (kubectl get -o yaml writes it) and ignored.
@@ -237,7 +264,7 @@ func decodeObject(m map[string]any, node *yaml.Node, src Source) *loaded {
 			path = "apiVersion"
 		}
 		l.problem(path, msg, false)
-		l.ours = spec != nil && strings.HasPrefix(apiVersion, networkingGroup+"/")
+		l.ours = spec != nil && strings.HasPrefix(apiVersion, groupOf(Kind(kind))+"/")
 		return l.finish()
 	}
 	l.ours = true
@@ -271,21 +298,21 @@ func (l *loaded) finish() *loaded {
 // kindProblem explains an apiVersion/kind weft-control does not read.
 func kindProblem(apiVersion, kind string, known bool) string {
 	group, ver, _ := strings.Cut(apiVersion, "/")
+	want := groupOf(Kind(kind))
 	switch {
 	case apiVersion == "" || kind == "":
 		return "apiVersion and kind are required (for example apiVersion: networking.istio.io/v1, kind: VirtualService)"
-	case group == networkingGroup && known && ver != "v1" && ver != "v1beta1" && ver != "v1alpha3":
-		return fmt.Sprintf("apiVersion %s is not supported: use networking.istio.io/v1, v1beta1 or v1alpha3", apiVersion)
-	case group == networkingGroup && known:
+	case known && group == want && !contains(groupVersions[want], ver):
+		vs := groupVersions[want]
+		return fmt.Sprintf("apiVersion %s is not supported: use %s/%s or %s", apiVersion, want, strings.Join(vs[:len(vs)-1], ", "), vs[len(vs)-1])
+	case known && group == want:
 		return ""
-	case group == networkingGroup:
-		return fmt.Sprintf("kind %s of %s is not supported by weft-control (it reads %s)", kind, networkingGroup, supportedKinds)
-	case group == "security.istio.io":
-		return fmt.Sprintf("%s %s is not supported yet: security.istio.io resources come with weft's security support", apiVersion, kind)
 	case known:
-		return fmt.Sprintf("apiVersion %s is not supported for %s: use networking.istio.io/v1", apiVersion, kind)
+		return fmt.Sprintf("apiVersion %s is not supported for %s: use %s/v1", apiVersion, kind, want)
+	case group == networkingGroup || group == securityGroup:
+		return fmt.Sprintf("kind %s of %s is not supported by weft-control (it reads %s)", kind, group, supportedKinds)
 	}
-	return fmt.Sprintf("%s %s is not a resource weft-control reads (it reads %s of %s)", apiVersion, kind, supportedKinds, networkingGroup)
+	return fmt.Sprintf("%s %s is not a resource weft-control reads (it reads %s)", apiVersion, kind, supportedKinds)
 }
 
 // metadata reads the object metadata, recording its problems.

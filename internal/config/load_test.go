@@ -154,7 +154,7 @@ status: {}
 		rejected: []string{"ServiceEntry default/se"},
 	}, {
 		name: "unsupported kinds and versions",
-		in: `apiVersion: security.istio.io/v1
+		in: `apiVersion: security.istio.io/v1alpha1
 kind: AuthorizationPolicy
 metadata: {name: deny}
 spec: {}
@@ -174,12 +174,12 @@ kind: Service
 metadata: {name: svc}
 `,
 		want: []string{
-			"f.yaml:2 (document 0): AuthorizationPolicy default/deny: kind: security.istio.io/v1 AuthorizationPolicy is not supported yet: security.istio.io resources come with weft's security support",
-			"f.yaml:7 (document 1): EnvoyFilter default/ef: kind: kind EnvoyFilter of networking.istio.io is not supported by weft-control (it reads VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar)",
+			"f.yaml:1 (document 0): AuthorizationPolicy default/deny: apiVersion: apiVersion security.istio.io/v1alpha1 is not supported: use security.istio.io/v1 or v1beta1",
+			"f.yaml:7 (document 1): EnvoyFilter default/ef: kind: kind EnvoyFilter of networking.istio.io is not supported by weft-control (it reads VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar of networking.istio.io, and PeerAuthentication, AuthorizationPolicy and RequestAuthentication of security.istio.io)",
 			"f.yaml:11 (document 2): Gateway default/gw: apiVersion: apiVersion networking.istio.io/v2 is not supported: use networking.istio.io/v1, v1beta1 or v1alpha3",
 			"f.yaml:17 (document 3): Service default/svc: kind: v1 Service is not a resource weft-control reads...",
 		},
-		rejected: []string{"Gateway default/gw"},
+		rejected: []string{"AuthorizationPolicy default/deny", "Gateway default/gw"},
 	}, {
 		name: "syntax error stays in its document",
 		in: `apiVersion: networking.istio.io/v1

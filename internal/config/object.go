@@ -34,6 +34,11 @@ const (
 	ServiceEntry    Kind = "ServiceEntry"
 	WorkloadEntry   Kind = "WorkloadEntry"
 	Sidecar         Kind = "Sidecar"
+
+	// security.istio.io
+	PeerAuthentication    Kind = "PeerAuthentication"
+	AuthorizationPolicy   Kind = "AuthorizationPolicy"
+	RequestAuthentication Kind = "RequestAuthentication"
 )
 
 // Key identifies an object.

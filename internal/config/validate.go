@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 )
 
 // Validate checks one object with Istio's validation rules for its kind
@@ -37,6 +38,12 @@ func validateObject(meta Meta, spec proto.Message) issues {
 		validateWorkloadEntry(s, nil, true, specPath, &is)
 	case *networking.Sidecar:
 		validateSidecar(s, &is)
+	case *security.PeerAuthentication:
+		validatePeerAuthentication(meta, s, &is)
+	case *security.AuthorizationPolicy:
+		validateAuthorizationPolicy(meta, s, &is)
+	case *security.RequestAuthentication:
+		validateRequestAuthentication(meta, s, &is)
 	default:
 		is.err(specPath, fmt.Sprintf("no validation for %T", spec))
 	}

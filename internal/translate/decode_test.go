@@ -37,6 +37,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/model"
@@ -228,6 +229,12 @@ func decodeIstio(js []byte, src config.Source) (*config.Object, error) {
 		spec = &networking.Gateway{}
 	case config.Sidecar:
 		spec = &networking.Sidecar{}
+	case config.PeerAuthentication:
+		spec = &security.PeerAuthentication{}
+	case config.AuthorizationPolicy:
+		spec = &security.AuthorizationPolicy{}
+	case config.RequestAuthentication:
+		spec = &security.RequestAuthentication{}
 	default:
 		return nil, fmt.Errorf("kind %q is not supported by the test decoder", d.Kind)
 	}
