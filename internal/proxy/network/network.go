@@ -5,6 +5,7 @@
 package network
 
 import (
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"time"
@@ -28,6 +29,11 @@ type Conn struct {
 	TransportProtocol string
 	ALPN              []string
 
+	// TLS is the connection's TLS state once a tls transport socket
+	// terminated it; nil for plaintext. Its PeerCertificates are the
+	// client's when the filter chain asked for one.
+	TLS *tls.ConnectionState
+
 	ListenerName string
 	Accepted     time.Time
 	// BufferLimit is the listener's per_connection_buffer_limit_bytes.
@@ -45,6 +51,21 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// PeerURIs returns the URI SANs of the peer's certificate (its SPIFFE
+// identity, "spiffe://TRUST-DOMAIN/ns/NS/sa/SA"), or nil when the
+// connection is plaintext or the peer sent no certificate.
+func (c *Conn) PeerURIs() []string {
+	if c.TLS == nil || len(c.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	uris := c.TLS.PeerCertificates[0].URIs
+	out := make([]string, len(uris))
+	for i, u := range uris {
+		out[i] = u.String()
+	}
+	return out
 }
 
 // Raw returns the socket when no peeked bytes remain, so that callers can
