@@ -4,6 +4,16 @@
 // every object, and serves Envoy xDS v3 over ADS to weft-proxy, Envoy and
 // proxyless gRPC clients.
 //
+// It is also the mesh's certificate authority: on --secure-address
+// (default 127.0.0.1:15012, Istio's port) it serves Istio's
+// IstioCertificateService and ADS over TLS. The CA directory (--ca-dir,
+// default weft/ca under the user's configuration directory, e.g.
+// ~/.config/weft/ca on Linux) keeps the generated root (root-cert.pem,
+// root-key.pem) and the key of the bootstrap tokens that `weft token`
+// mints (token-key). --ca-cert, --ca-key and --ca-chain use a
+// user-supplied root or intermediate instead of the generated root;
+// --secure-address "" turns the secure port and the CA off.
+//
 //	weft-control --config-dir examples/mesh
 package main
 
@@ -20,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
 )
 
@@ -36,6 +47,14 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.Debounce, "debounce", controlplane.DefaultDebounce, "how long pushes wait for further changes")
 	fs.StringVar(&o.RootNamespace, "root-namespace", "istio-system", "namespace of mesh-wide configuration")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	caDir, caDirErr := ca.DefaultDir()
+	fs.StringVar(&o.SecureAddress, "secure-address", controlplane.DefaultSecureAddress, `address of the TLS gRPC server with the CA (IstioCertificateService) and ADS; "" turns it and the CA off`)
+	fs.StringVar(&o.CA.Dir, "ca-dir", caDir, "CA directory: the generated root (root-cert.pem, root-key.pem) and the bootstrap token key (token-key)")
+	fs.StringVar(&o.CA.TrustDomain, "trust-domain", ca.DefaultTrustDomain, "SPIFFE trust domain of workload identities")
+	fs.DurationVar(&o.CA.MaxTTL, "cert-ttl", ca.DefaultMaxTTL, "lifetime of workload certificates (the most a request may ask for; at least 1m)")
+	fs.StringVar(&o.CA.CertFile, "ca-cert", "", "user-supplied signing certificate (root or intermediate CA, PEM) instead of the generated root")
+	fs.StringVar(&o.CA.KeyFile, "ca-key", "", "private key of --ca-cert (PEM)")
+	fs.StringVar(&o.CA.ChainFile, "ca-chain", "", "certificates above --ca-cert up to and including the root (PEM); not needed when --ca-cert is a root")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -49,6 +68,10 @@ func run(args []string, stderr io.Writer) int {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		fmt.Fprintf(stderr, "weft-control: --log-level %q: use debug, info, warn or error\n", level)
+		return 1
+	}
+	if o.SecureAddress != "" && o.CA.Dir == "" {
+		fmt.Fprintf(stderr, "weft-control: the CA needs a directory: pass --ca-dir (no default: %v)\n", caDirErr)
 		return 1
 	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))

@@ -51,5 +51,6 @@ func newRootCommand(s streams) *cobra.Command {
 	root.SetErr(s.err)
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.AddCommand(newAnalyzeCommand(s))
+	root.AddCommand(newTokenCommand(s))
 	return root
 }

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/registry"
@@ -45,7 +46,15 @@ type Options struct {
 	// RootNamespace is the mesh-wide configuration namespace (default
 	// istio-system).
 	RootNamespace string
-	Logger        *slog.Logger
+	// SecureAddress serves the mesh CA (Istio's IstioCertificateService)
+	// and ADS on one gRPC server over TLS, with a certificate issued by
+	// the CA (weft-control's default: DefaultSecureAddress, Istio's
+	// 15012). Empty: no secure port and no CA.
+	SecureAddress string
+	// CA configures the mesh CA when SecureAddress is set (CA.Dir is then
+	// required; CA.Logger defaults to Logger).
+	CA     ca.Options
+	Logger *slog.Logger
 }
 
 // Defaults.
@@ -68,6 +77,8 @@ type ControlPlane struct {
 	xdsLn  net.Listener
 	httpLn net.Listener
 	http   *http.Server
+	ca     *ca.CA        // nil without SecureAddress
+	secure *secureServer // nil without SecureAddress
 
 	pushes  chan struct{}
 	version atomic.Uint64
@@ -102,7 +113,7 @@ func New(o Options) (*ControlPlane, error) {
 		log:        o.Logger,
 		store:      config.NewStore(),
 		files:      registry.NewFile(registry.FileOptions{}),
-		translator: translate.New(translate.Options{}),
+		translator: translate.New(translate.Options{TrustDomain: o.CA.TrustDomain}),
 		pushes:     make(chan struct{}, 1),
 		warned:     map[string]bool{},
 	}
@@ -135,6 +146,14 @@ func New(o Options) (*ControlPlane, error) {
 		c.xdsLn.Close()
 		return nil, fmt.Errorf("HTTP address %s: %w", o.HTTPAddress, err)
 	}
+	if o.SecureAddress != "" {
+		if err := c.startCA(); err != nil {
+			c.watcher.Close()
+			c.xdsLn.Close()
+			c.httpLn.Close()
+			return nil, err
+		}
+	}
 	mux := http.NewServeMux()
 	c.xds.Mount(mux, c.configz)
 	mux.HandleFunc("/ready", c.handleReady)
@@ -146,6 +165,32 @@ func New(o Options) (*ControlPlane, error) {
 	c.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return c, nil
 }
+
+// startCA loads or creates the mesh CA and binds the secure port.
+func (c *ControlPlane) startCA() error {
+	co := c.o.CA
+	if co.Logger == nil {
+		co.Logger = c.log
+	}
+	var err error
+	if c.ca, err = ca.New(co); err != nil {
+		return fmt.Errorf("CA: %w", err)
+	}
+	c.secure, err = newSecureServer(c.o.SecureAddress, c.ca, c.xds, c.log)
+	return err
+}
+
+// SecureAddr returns the bound secure (TLS: CA and ADS) address, nil
+// without Options.SecureAddress.
+func (c *ControlPlane) SecureAddr() net.Addr {
+	if c.secure == nil {
+		return nil
+	}
+	return c.secure.ln.Addr()
+}
+
+// CA returns the mesh CA, nil without Options.SecureAddress.
+func (c *ControlPlane) CA() *ca.CA { return c.ca }
 
 // XDSAddr returns the bound xDS address.
 func (c *ControlPlane) XDSAddr() net.Addr { return c.xdsLn.Addr() }
@@ -168,7 +213,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	default:
 	}
 	c.push() // the initial configuration, before any proxy is answered
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- c.xds.Serve(c.xdsLn) }()
 	go func() {
 		if err := c.http.Serve(c.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -178,9 +223,15 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		errc <- nil
 	}()
 	go func() { errc <- c.watcher.Run(ctx) }()
+	if c.secure != nil {
+		go func() { errc <- c.secure.serve(ctx) }()
+	}
 	go c.pushLoop(ctx)
 	go c.trimLoop(ctx)
 	c.log.Info("weft-control serving", "xds", c.XDSAddr().String(), "http", c.HTTPAddr().String(), "config", c.o.ConfigDir)
+	if c.secure != nil {
+		c.log.Info("CA and ADS over TLS", "secure", c.SecureAddr().String(), "trust_domain", c.ca.TrustDomain(), "root_serial", c.ca.Root().SerialNumber.String())
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -188,6 +239,9 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	}
 	cancel()
 	c.xds.Stop()
+	if c.secure != nil {
+		c.secure.stop()
+	}
 	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
 	c.http.Shutdown(shut)
 	done()

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestCAFlags: CA flags reach the CA, whose errors end the program with
+// status 1 and a message naming the flag.
+func TestCAFlags(t *testing.T) {
+	base := []string{"--config-dir", t.TempDir(), "--xds-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
+		"--secure-address", "127.0.0.1:0", "--ca-dir", t.TempDir()}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cert-ttl", "30s"}, "at least 1m0s"},
+		{[]string{"--trust-domain", "Example.COM"}, "trust domain"},
+		{[]string{"--ca-cert", "/nonexistent/ca-cert.pem", "--ca-key", "/nonexistent/ca-key.pem"}, "--ca-cert"},
+		{[]string{"--ca-cert", "/nonexistent/ca-cert.pem"}, "both --ca-cert and --ca-key"},
+	}
+	for _, tt := range tests {
+		var stderr bytes.Buffer
+		if code := run(append(append([]string{}, base...), tt.args...), &stderr); code != 1 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("%v: status %d, stderr %q, want 1 and %q", tt.args, code, stderr.String(), tt.want)
+		}
+	}
+}
