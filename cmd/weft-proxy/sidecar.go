@@ -1,19 +1,24 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/weftmesh/weft/internal/proxy/agent"
+	"github.com/weftmesh/weft/internal/proxy/agent/certs"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/server"
 )
@@ -35,10 +40,30 @@ type sidecarOptions struct {
 	// covers (Istio passes every one of them on).
 	meta map[string]string
 
+	// Certificates (all empty: no CA, plain text as before).
+	caAddress   string // host:port; default the discovery host, port 15012
+	caRoot      string // PEM file verifying the CA's server certificate
+	tokenFile   string
+	trustDomain string
+	sdsSocket   string // default under runtimeDir
+	runtimeDir  string // XDG_RUNTIME_DIR, TMPDIR or /tmp
+	// token is --token or WEFT_TOKEN (or --token-file's reader), kept as a
+	// source so that printing the options never shows it.
+	token certs.TokenSource
+
 	printBootstrap bool
 	logLevel       string
 	drainTimeS     int
 	concurrency    int
+}
+
+// caPort is the CA's port when --ca-address is not given: weft-control's
+// secure port, istiod's 15012.
+const caPort = "15012"
+
+// security reports whether a CA is configured (--ca-root or a token).
+func (o *sidecarOptions) security() bool {
+	return o.caRoot != "" || o.token != nil
 }
 
 // sidecarFlag is one string flag and the environment variable that sets
@@ -73,6 +98,16 @@ var sidecarFlags = []sidecarFlag{
 		func(o *sidecarOptions) *string { return &o.httpProxyPort }, nil},
 	{"http-proxy-address", "ISTIO_META_HTTP_PROXY_ADDRESS", "", "address of the outbound HTTP proxy listener (node metadata HTTP_PROXY_ADDRESS; default 127.0.0.1)",
 		func(o *sidecarOptions) *string { return &o.httpProxyAddress }, nil},
+	{"ca-address", "CA_ADDR", "", "the CA's address, host:port (default: the discovery address's host, port " + caPort + ")",
+		func(o *sidecarOptions) *string { return &o.caAddress }, nil},
+	{"ca-root", "WEFT_CA_ROOT", "", "PEM file of the mesh root that verifies the CA's server certificate; with a token it turns on certificates and SDS",
+		func(o *sidecarOptions) *string { return &o.caRoot }, nil},
+	{"token-file", "WEFT_TOKEN_FILE", "", "file holding the bootstrap token the CA authenticates this workload with (read at every request)",
+		func(o *sidecarOptions) *string { return &o.tokenFile }, nil},
+	{"trust-domain", "TRUST_DOMAIN", "cluster.local", "SPIFFE trust domain of the workload identity",
+		func(o *sidecarOptions) *string { return &o.trustDomain }, nil},
+	{"sds-socket", "WEFT_SDS_SOCKET", "", "Unix socket of the agent's SDS server (default RUNTIME_DIR/weft-proxy-NAME.NAMESPACE/sds.sock, RUNTIME_DIR from XDG_RUNTIME_DIR or TMPDIR)",
+		func(o *sidecarOptions) *string { return &o.sdsSocket }, nil},
 }
 
 // labelsFromJSON turns ISTIO_METAJSON_LABELS into the flag's form.
@@ -126,9 +161,15 @@ func parseSidecar(args, environ []string, stderr io.Writer) (*sidecarOptions, er
 	fs.StringVar(&o.logLevel, "log-level", "info", "same as -l")
 	fs.IntVar(&o.drainTimeS, "drain-time-s", 600, "seconds to drain connections on shutdown and after listener updates")
 	fs.IntVar(&o.concurrency, "concurrency", 0, "worker threads (GOMAXPROCS); 0 keeps Go's default")
+	var token string
+	fs.StringVar(&token, "token", "", "the bootstrap token (env WEFT_TOKEN; prefer the variable or --token-file: a flag shows in ps)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if err := o.setToken(token, env["WEFT_TOKEN"]); err != nil {
+		return nil, err
+	}
+	o.runtimeDir = firstNonEmpty(env["XDG_RUNTIME_DIR"], env["TMPDIR"], "/tmp")
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
@@ -175,8 +216,69 @@ func (o *sidecarOptions) check() error {
 			return fmt.Errorf("--http-proxy-address %q: not an IP address", o.httpProxyAddress)
 		}
 	}
-	_, err := parseLabels(o.labels)
-	return err
+	if _, err := parseLabels(o.labels); err != nil {
+		return err
+	}
+	return o.checkSecurity()
+}
+
+// setToken picks the token: --token, else --token-file, else WEFT_TOKEN.
+func (o *sidecarOptions) setToken(flagToken, envToken string) error {
+	switch {
+	case flagToken != "" && o.tokenFile != "":
+		return errors.New("--token and --token-file: give one")
+	case flagToken != "":
+		o.token = certs.StaticToken(flagToken)
+	case o.tokenFile != "":
+		o.token = certs.FileToken(o.tokenFile)
+	case envToken != "":
+		o.token = certs.StaticToken(envToken)
+	}
+	return nil
+}
+
+// checkSecurity checks the CA settings and fills their defaults: the CA
+// address from the discovery host, the SDS socket under the runtime
+// directory, the service account "default" (Kubernetes' default) since
+// it is part of the identity.
+func (o *sidecarOptions) checkSecurity() error {
+	if !o.security() {
+		return nil
+	}
+	if o.caRoot == "" || o.token == nil {
+		return errors.New("certificates need both --ca-root (the mesh root) and a token (--token-file, --token or WEFT_TOKEN); give neither to run in plain text")
+	}
+	if o.caAddress == "" {
+		host, _, _ := net.SplitHostPort(o.discoveryAddress)
+		o.caAddress = net.JoinHostPort(host, caPort)
+	}
+	if host, port, err := net.SplitHostPort(o.caAddress); err != nil || host == "" {
+		return fmt.Errorf("--ca-address %q: want host:port", o.caAddress)
+	} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("--ca-address %q: %q is not a port", o.caAddress, port)
+	}
+	if o.serviceAccount == "" {
+		o.serviceAccount = "default"
+	}
+	if o.trustDomain == "" || strings.ContainsAny(o.trustDomain, "/:@ ") {
+		return fmt.Errorf("--trust-domain %q: want a domain such as cluster.local", o.trustDomain)
+	}
+	if o.sdsSocket == "" {
+		o.sdsSocket = filepath.Join(o.runtimeDir, "weft-proxy-"+o.name+"."+o.namespace, "sds.sock")
+	}
+	if !filepath.IsAbs(o.sdsSocket) {
+		return fmt.Errorf("--sds-socket %q: want an absolute path", o.sdsSocket)
+	}
+	return nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // parseLabels reads k=v,k2=v2.
@@ -195,11 +297,23 @@ func parseLabels(s string) (map[string]string, error) {
 	return out, nil
 }
 
+// tlsModeLabel is Istio's label for a workload whose sidecar speaks mTLS.
+const tlsModeLabel = "security.istio.io/tlsMode"
+
 // agent converts the options into the bootstrap builder's.
 func (o *sidecarOptions) agent() (*agent.Options, error) {
 	labels, err := parseLabels(o.labels)
 	if err != nil {
 		return nil, err
+	}
+	if o.security() && labels[tlsModeLabel] == "" {
+		// The proxy will have a workload certificate: the label tells
+		// weft-control to send it mTLS configuration (and other proxies
+		// to use mTLS towards it), as Istio's injector labels pods.
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[tlsModeLabel] = "istio"
 	}
 	return &agent.Options{
 		DiscoveryAddress: o.discoveryAddress,
@@ -213,11 +327,14 @@ func (o *sidecarOptions) agent() (*agent.Options, error) {
 		HTTPProxyAddress: o.httpProxyAddress,
 		AdminAddress:     o.adminAddress,
 		Metadata:         o.meta,
+		SDSSocket:        o.sdsSocket,
 	}, nil
 }
 
 // runSidecar is `weft-proxy sidecar`: it builds the bootstrap and prints
-// it (--print-bootstrap) or serves it as `-c` would.
+// it (--print-bootstrap) or serves it as `-c` would. With a CA, the
+// agent's certificate manager and SDS server start before the proxy and
+// stop after it.
 func runSidecar(args, environ []string, stdout, stderr io.Writer) int {
 	o, err := parseSidecar(args, environ, stderr)
 	if err != nil {
@@ -254,6 +371,14 @@ func runSidecar(args, environ []string, stdout, stderr io.Writer) int {
 	if o.concurrency > 0 {
 		runtime.GOMAXPROCS(o.concurrency)
 	}
+	if o.security() {
+		sec, err := startSecurity(o, log)
+		if err != nil {
+			fmt.Fprintln(stderr, "weft-proxy sidecar:", err)
+			return 1
+		}
+		defer sec.Stop()
+	}
 	return serve(server.Options{
 		Bootstrap:   b,
 		DrainTime:   drainTime(o.drainTimeS),
@@ -261,4 +386,29 @@ func runSidecar(args, environ []string, stdout, stderr io.Writer) int {
 		LogLevel:    o.logLevel,
 		Logger:      log,
 	}, log, stderr)
+}
+
+// startSecurity starts the agent's certificate manager and SDS server.
+func startSecurity(o *sidecarOptions, log *slog.Logger) (*agent.Security, error) {
+	pem, err := os.ReadFile(o.caRoot)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-root: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-root %s: no PEM certificate in it", o.caRoot)
+	}
+	sec, err := agent.StartSecurity(agent.SecurityOptions{
+		Certs: certs.Options{
+			CAAddress: o.caAddress, RootCAs: roots, Token: o.token,
+			TrustDomain: o.trustDomain, Namespace: o.namespace, ServiceAccount: o.serviceAccount,
+		},
+		SDSSocket: o.sdsSocket,
+		Logger:    log.With("component", "agent"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("agent started", "identity", sec.Manager().Identity(), "ca", o.caAddress, "sds_socket", o.sdsSocket)
+	return sec, nil
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -18,11 +21,17 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/internal/model"
+	"github.com/weftmesh/weft/internal/proxy/agent/agenttest"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient/xdstest"
 )
@@ -40,6 +49,9 @@ func TestSidecarBootstrapGolden(t *testing.T) {
 	}{
 		{"sidecar.golden.yaml", []string{"--name", "reviews-v1-5d8f", "--namespace", "bookinfo", "--ip", "10.0.0.5",
 			"--labels", "app=reviews,version=v1", "--service-account", "bookinfo-reviews", "--http-proxy-port", "15001"}, nil},
+		{"sidecar-mtls.golden.yaml", []string{"--name", "reviews-v1-5d8f", "--namespace", "bookinfo", "--ip", "10.0.0.5",
+			"--labels", "app=reviews,version=v1", "--service-account", "bookinfo-reviews", "--ca-root", "/etc/weft/root-cert.pem",
+			"--token-file", "/var/run/weft/token", "--sds-socket", "/var/run/weft/agent/sds.sock"}, nil},
 		{"router.golden.yaml", nil, []string{
 			"WEFT_PROXY_TYPE=router", "POD_NAME=ingress-1", "POD_NAMESPACE=istio-system", "INSTANCE_IP=10.0.9.1",
 			`ISTIO_METAJSON_LABELS={"istio":"ingressgateway","app":"gw"}`, "SERVICE_ACCOUNT=ingress",
@@ -81,7 +93,14 @@ func TestSidecarBootstrapGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("weft-control cannot read the node: %v", err)
 			}
-			if p.WorkloadName == "" || p.Namespace == "" || len(p.Labels) != 2 || p.ServiceAccount == "" {
+			wantLabels := 2
+			if strings.Contains(tc.golden, "mtls") {
+				wantLabels = 3 // + security.istio.io/tlsMode: istio
+				if p.Labels["security.istio.io/tlsMode"] != "istio" {
+					t.Errorf("a sidecar with a CA must carry security.istio.io/tlsMode=istio: %v", p.Labels)
+				}
+			}
+			if p.WorkloadName == "" || p.Namespace == "" || len(p.Labels) != wantLabels || p.ServiceAccount == "" {
 				t.Errorf("proxy identity: %+v", p)
 			}
 		})
@@ -130,6 +149,33 @@ func TestParseSidecar(t *testing.T) {
 		{name: "bad_admin", args: []string{"--name", "a", "--admin-address", "localhost:15000"}, wantErr: "--admin-address"},
 		{name: "bad_proxy_port", args: []string{"--name", "a", "--http-proxy-port", "0"}, wantErr: "--http-proxy-port"},
 		{name: "stray_argument", args: []string{"--name", "a", "extra"}, wantErr: "unexpected arguments"},
+		{name: "plaintext_without_ca", args: []string{"--name", "a"}, check: func(t *testing.T, o *sidecarOptions) {
+			if o.security() || o.sdsSocket != "" || o.caAddress != "" || o.serviceAccount != "" {
+				t.Errorf("no CA given, yet security %v socket %q ca %q sa %q", o.security(), o.sdsSocket, o.caAddress, o.serviceAccount)
+			}
+		}},
+		{name: "ca_defaults", args: []string{"--name", "a", "--namespace", "ns", "--discovery-address", "cp.example:15010", "--ca-root", "/r.pem"},
+			environ: []string{"WEFT_TOKEN=env-token", "XDG_RUNTIME_DIR=/run/user/1000"}, check: func(t *testing.T, o *sidecarOptions) {
+				if o.caAddress != "cp.example:15012" || o.sdsSocket != "/run/user/1000/weft-proxy-a.ns/sds.sock" ||
+					o.trustDomain != "cluster.local" || o.serviceAccount != "default" || token(t, o) != "env-token" {
+					t.Errorf("ca %q socket %q trust domain %q sa %q", o.caAddress, o.sdsSocket, o.trustDomain, o.serviceAccount)
+				}
+				if strings.Contains(fmt.Sprintf("%+v", o), "env-token") {
+					t.Error("printing the options shows the token")
+				}
+			}},
+		{name: "token_flag_wins_over_env", args: []string{"--name", "a", "--ca-root", "/r.pem", "--token", "flag-token", "--ca-address", "10.0.0.1:9999",
+			"--trust-domain", "example.org", "--sds-socket", "/s/sds.sock"}, environ: []string{"WEFT_TOKEN=env-token", "TMPDIR=/x"},
+			check: func(t *testing.T, o *sidecarOptions) {
+				if token(t, o) != "flag-token" || o.caAddress != "10.0.0.1:9999" || o.trustDomain != "example.org" || o.sdsSocket != "/s/sds.sock" {
+					t.Errorf("token %q ca %q trust domain %q socket %q", token(t, o), o.caAddress, o.trustDomain, o.sdsSocket)
+				}
+			}},
+		{name: "ca_root_without_token", args: []string{"--name", "a", "--ca-root", "/r.pem"}, wantErr: "need both --ca-root"},
+		{name: "token_without_ca_root", args: []string{"--name", "a", "--token-file", "/t"}, wantErr: "need both --ca-root"},
+		{name: "token_and_token_file", args: []string{"--name", "a", "--token", "x", "--token-file", "/t"}, wantErr: "give one"},
+		{name: "bad_ca_address", args: []string{"--name", "a", "--ca-root", "/r", "--token", "x", "--ca-address", "ca"}, wantErr: "--ca-address"},
+		{name: "relative_socket", args: []string{"--name", "a", "--ca-root", "/r", "--token", "x", "--sds-socket", "sds.sock"}, wantErr: "absolute path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, err := parseSidecar(tc.args, tc.environ, io.Discard)
@@ -238,6 +284,18 @@ func directListener(t *testing.T, addr string) *listenerv3.Listener {
 	}
 }
 
+func token(t *testing.T, o *sidecarOptions) string {
+	t.Helper()
+	if o.token == nil {
+		return ""
+	}
+	tok, err := o.token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 func nodeID(t *testing.T, o *sidecarOptions) string {
 	t.Helper()
 	ao, err := o.agent()
@@ -245,4 +303,104 @@ func nodeID(t *testing.T, o *sidecarOptions) string {
 		t.Fatal(err)
 	}
 	return ao.NodeID()
+}
+
+// TestSidecarWithCA: `weft-proxy sidecar` with weft-control's CA
+// (internal/ca, TLS, a bootstrap token in a file): the agent's SDS socket
+// (0600) serves the workload's certificate for
+// spiffe://cluster.local/ns/default/sa/default while the proxy runs, and
+// is gone once the sidecar has exited (the agent stops after the proxy).
+func TestSidecarWithCA(t *testing.T) {
+	weft := agenttest.StartWeftCA(t, time.Hour)
+	cp := xdstest.Start(t)
+	const id = "sidecar~127.0.0.1~app-1.default~default.svc.cluster.local"
+	cp.Set(id, xdstest.Resources{
+		resource.ListenerType: {Version: "1", Items: []types.Resource{}},
+		resource.ClusterType:  {Version: "1", Items: []types.Resource{}},
+	})
+	dir := t.TempDir()
+	rootFile, tokenFile := filepath.Join(dir, "root-cert.pem"), filepath.Join(dir, "token")
+	os.WriteFile(rootFile, weft.CA.RootPEM(), 0o644)
+	os.WriteFile(tokenFile, []byte(weft.Token(t, "default", "default")+"\n"), 0o600)
+	socket := filepath.Join(dir, "agent", "sds.sock")
+	admin := freeAddr(t)
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--drain-time-s", "1", "-l", "debug",
+			"--ca-address", weft.Addr, "--ca-root", rootFile, "--token-file", tokenFile, "--sds-socket", socket}, nil, &stdout, &stderr)
+	}()
+	waitReady(t, admin, &stderr)
+	if fi, err := os.Lstat(socket); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("SDS socket: %v %v", fi, err)
+	}
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := secretv3.NewSecretDiscoveryServiceClient(conn).StreamSecrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.SecretType, ResourceNames: []string{"default"}})
+	resp, err := s.Recv()
+	if err != nil {
+		t.Fatalf("SDS: %v", err)
+	}
+	sec := &tlsv3.Secret{}
+	if err := resp.GetResources()[0].UnmarshalTo(sec); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(sec.GetTlsCertificate().GetCertificateChain().GetInlineBytes(), sec.GetTlsCertificate().GetPrivateKey().GetInlineBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://cluster.local/ns/default/sa/default" {
+		t.Errorf("workload certificate URIs %v", leaf.URIs)
+	}
+	if _, err := http.Post("http://"+admin+"/quitquitquit", "text/plain", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sidecar did not exit after /quitquitquit")
+	}
+	if _, err := os.Lstat(socket); !os.IsNotExist(err) {
+		t.Errorf("the SDS socket outlived the sidecar: %v", err)
+	}
+	out := stderr.String()
+	if !strings.Contains(out, "workload certificate issued") || !strings.Contains(out, "spiffe://cluster.local/ns/default/sa/default") {
+		t.Errorf("the debug log does not report the certificate:\n%s", out)
+	}
+	tok, _ := os.ReadFile(tokenFile)
+	if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "BEGIN") || strings.Contains(out, strings.TrimSpace(string(tok))) {
+		t.Error("the sidecar's log shows a key, a certificate or the token")
+	}
+}
+
+// waitReady polls /ready under a deadline.
+func waitReady(t *testing.T, admin string, stderr *bytes.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar not ready: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling readiness with a deadline
+	}
 }

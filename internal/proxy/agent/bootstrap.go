@@ -1,8 +1,10 @@
-// Package agent builds the bootstrap of a mesh proxy the way Istio's agent
-// (pilot-agent) does: an Istio-style node identity and metadata, the admin
-// address, and ADS to weft-control for listeners and clusters (and through
-// them routes and endpoints). `weft-proxy sidecar` and the tests that run
-// sidecars in process use it.
+// Package agent is the sidecar agent, in process, as Istio's pilot-agent:
+// it builds the bootstrap of a mesh proxy (an Istio-style node identity
+// and metadata, the admin address, ADS to weft-control for listeners and
+// clusters, and the sds-grpc cluster when a CA is configured), and runs
+// the workload's certificate handling (StartSecurity: the certificate
+// manager of package certs and the SDS server of package sds).
+// `weft-proxy sidecar` and the tests that run sidecars in process use it.
 package agent
 
 import (
@@ -43,6 +45,10 @@ type Options struct {
 	AdminAddress string
 	// Metadata holds more node metadata (ISTIO_META_* variables).
 	Metadata map[string]string
+	// SDSSocket is the agent's SDS Unix socket. When set (a CA is
+	// configured), the bootstrap gets Istio's static cluster sds-grpc
+	// pointing at it; when empty the bootstrap has no SDS (plain text).
+	SDSSocket string
 }
 
 // Node metadata keys weft-control reads (internal/model/proxy.go; Istio's
@@ -57,8 +63,14 @@ const (
 	metaInstanceIPs      = "INSTANCE_IPS"
 )
 
-// xdsCluster is the static cluster of the control plane, Istio's name.
-const xdsCluster = "xds-grpc"
+// Static clusters, Istio's names: the control plane, and the agent's SDS
+// server that xDS TLS contexts reach with
+// sds_config.api_config_source.grpc_services[].envoy_grpc.cluster_name.
+const (
+	xdsCluster = "xds-grpc"
+	// SDSCluster is the cluster of the agent's SDS server.
+	SDSCluster = "sds-grpc"
+)
 
 // NodeID is Istio's node id: TYPE~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local.
 func (o *Options) NodeID() string {
@@ -107,8 +119,8 @@ func (o *Options) serviceCluster() string {
 
 // Bootstrap builds the bootstrap: the node, the admin, ADS to
 // weft-control for listeners and clusters (and through them routes and
-// endpoints), and the static cluster of the control plane (HTTP/2, plain
-// text for now).
+// endpoints), the static cluster of the control plane (HTTP/2, plain
+// text for now) and, with SDSSocket, the sds-grpc cluster.
 func Bootstrap(o *Options) (*bootstrapv3.Bootstrap, error) {
 	meta, err := o.metadata()
 	if err != nil {
@@ -131,6 +143,14 @@ func Bootstrap(o *Options) (*bootstrapv3.Bootstrap, error) {
 			InitialFetchTimeout:   durationpb.New(0),
 		}
 	}
+	clusters := []*clusterv3.Cluster{xds}
+	if o.SDSSocket != "" {
+		sds, err := sdsGRPCCluster(o.SDSSocket)
+		if err != nil {
+			return nil, err
+		}
+		clusters = append(clusters, sds)
+	}
 	return &bootstrapv3.Bootstrap{
 		Node:  &corev3.Node{Id: o.NodeID(), Cluster: o.serviceCluster(), Metadata: meta},
 		Admin: &bootstrapv3.Admin{Address: socketAddress(admin.Addr().String(), uint32(admin.Port()))},
@@ -146,7 +166,7 @@ func Bootstrap(o *Options) (*bootstrapv3.Bootstrap, error) {
 			LdsConfig: ads(),
 			CdsConfig: ads(),
 		},
-		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: []*clusterv3.Cluster{xds}},
+		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: clusters},
 	}, nil
 }
 
@@ -165,6 +185,21 @@ func xdsGRPCCluster(addr string) (*clusterv3.Cluster, error) {
 	if _, err := netip.ParseAddr(host); err != nil {
 		typ = clusterv3.Cluster_STRICT_DNS
 	}
+	return grpcCluster(xdsCluster, typ, socketAddress(host, uint32(p)))
+}
+
+// sdsGRPCCluster is Istio's sds-grpc: a STATIC HTTP/2 cluster whose one
+// endpoint is the agent's Unix socket (address pipe.path), as in Istio's
+// bootstrap template (tools/packaging/common/envoy_bootstrap.json).
+func sdsGRPCCluster(path string) (*clusterv3.Cluster, error) {
+	if path == "" || path[0] != '/' {
+		return nil, fmt.Errorf("SDS socket %q: want an absolute path", path)
+	}
+	return grpcCluster(SDSCluster, clusterv3.Cluster_STATIC, &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}})
+}
+
+// grpcCluster is a cluster of one endpoint spoken to in HTTP/2 (gRPC).
+func grpcCluster(name string, typ clusterv3.Cluster_DiscoveryType, addr *corev3.Address) (*clusterv3.Cluster, error) {
 	opts, err := anypb.New(&httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
 			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
@@ -174,13 +209,13 @@ func xdsGRPCCluster(addr string) (*clusterv3.Cluster, error) {
 		return nil, err
 	}
 	return &clusterv3.Cluster{
-		Name:                 xdsCluster,
+		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: typ},
 		ConnectTimeout:       durationpb.New(1e9),
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{
-			ClusterName: xdsCluster,
+			ClusterName: name,
 			Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
-				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(host, uint32(p))}},
+				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
 			}}}},
 		},
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": opts},

@@ -55,3 +55,41 @@ func TestBootstrapIsValidAndParses(t *testing.T) {
 		t.Error("a discovery address without a port was accepted")
 	}
 }
+
+// TestBootstrapSDSCluster: with an SDS socket the bootstrap has Istio's
+// sds-grpc cluster (STATIC, HTTP/2, pipe address) and still validates;
+// without one it has only xds-grpc; a relative socket path is refused.
+func TestBootstrapSDSCluster(t *testing.T) {
+	o := &Options{DiscoveryAddress: "127.0.0.1:15010", Type: "sidecar", IP: "10.0.0.7", Name: "web-1", Namespace: "shop", AdminAddress: "127.0.0.1:15000"}
+	plain, err := Bootstrap(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(plain.GetStaticResources().GetClusters()); n != 1 {
+		t.Errorf("plain-text bootstrap has %d static clusters, want 1 (xds-grpc)", n)
+	}
+	o.SDSSocket = "/run/weft/sds.sock"
+	y, err := BootstrapYAML(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bootstrap.ParseAndValidate(y, "agent")
+	if err != nil {
+		t.Fatalf("bootstrap with sds-grpc does not validate: %v\n%s", err, y)
+	}
+	cs := b.GetStaticResources().GetClusters()
+	if len(cs) != 2 || cs[1].GetName() != SDSCluster || cs[1].GetType().String() != "STATIC" {
+		t.Fatalf("static clusters %v", cs)
+	}
+	ep := cs[1].GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint()
+	if ep.GetAddress().GetPipe().GetPath() != "/run/weft/sds.sock" {
+		t.Errorf("sds-grpc address %v, want pipe /run/weft/sds.sock", ep.GetAddress())
+	}
+	if _, ok := cs[1].GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; !ok {
+		t.Error("sds-grpc is not HTTP/2")
+	}
+	o.SDSSocket = "sds.sock"
+	if _, err := Bootstrap(o); err == nil {
+		t.Error("a relative SDS socket path was accepted")
+	}
+}
