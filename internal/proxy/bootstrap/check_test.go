@@ -71,7 +71,7 @@ func TestCheckSupportedResources(t *testing.T) {
 		name:   "unsupported HTTP filter type",
 		msg:    ingress(t, &routerv3.Router{}, &corsv3.Cors{}),
 		prefix: `listener "ingress"`,
-		want:   []string{chain + ".http_filters[1].typed_config: type envoy.extensions.filters.http.cors.v3.Cors is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router)"},
+		want:   []string{chain + ".http_filters[1].typed_config: type envoy.extensions.filters.http.cors.v3.Cors is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC)"},
 	}, {
 		name:   "unsupported field inside a supported type",
 		msg:    ingress(t, &routerv3.Router{StartChildSpan: true, DynamicStats: wrapperspb.Bool(false)}),
@@ -114,10 +114,12 @@ func TestCheckSupportedResources(t *testing.T) {
 	}, {
 		name: "cluster load assignment",
 		msg: &endpointv3.ClusterLoadAssignment{ClusterName: "web", Endpoints: []*endpointv3.LocalityLbEndpoints{{
-			LbEndpoints: []*endpointv3.LbEndpoint{{Metadata: &corev3.Metadata{}}},
+			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{
+				Endpoint: &endpointv3.Endpoint{HealthCheckConfig: &endpointv3.Endpoint_HealthCheckConfig{PortValue: 1}},
+			}}},
 		}}},
 		prefix: `endpoints "web"`,
-		want:   []string{`endpoints "web".endpoints[0].lb_endpoints[0].metadata: not supported by weft-proxy`},
+		want:   []string{`endpoints "web".endpoints[0].lb_endpoints[0].endpoint.health_check_config: not supported by weft-proxy`},
 	}, {
 		name: "empty Any and undecodable Any",
 		msg: &listenerv3.Listener{FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{

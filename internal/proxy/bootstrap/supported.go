@@ -25,6 +25,10 @@ const (
 	tlsInspectorType protoreflect.FullName = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 	routerType       protoreflect.FullName = "envoy.extensions.filters.http.router.v3.Router"
 	httpOptionsType  protoreflect.FullName = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	tlsPkg                                 = "envoy.extensions.transport_sockets.tls.v3."
+	downstreamTLS    protoreflect.FullName = tlsPkg + "DownstreamTlsContext"
+	upstreamTLS      protoreflect.FullName = tlsPkg + "UpstreamTlsContext"
+	rawBufferType    protoreflect.FullName = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
 )
 
 // isOpaque reports the types accepted whole, like the google.protobuf value
@@ -52,7 +56,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 	rules := map[protoreflect.FullName]msgRule{}
 	for _, part := range []map[protoreflect.FullName]msgRule{
 		bootstrapRules(), listenerRules(), hcmRules(), routeRules(),
-		matcherRules(), clusterRules(), coreRules(),
+		matcherRules(), clusterRules(), coreRules(), tlsRules(), rbacRules(),
 	} {
 		for name, rule := range part {
 			rules[name] = rule
@@ -100,7 +104,9 @@ func listenerRules() map[protoreflect.FullName]msgRule {
 			// outbound listeners, which only receive captured traffic).
 			"bind_to_port",
 		),
-		"envoy.config.listener.v3.FilterChain": fields("name", "filter_chain_match", "filters"),
+		// transport_socket: TLS termination (DownstreamTlsContext) or
+		// raw_buffer; see tlsRules.
+		"envoy.config.listener.v3.FilterChain": fields("name", "filter_chain_match", "filters", "transport_socket"),
 		"envoy.config.listener.v3.FilterChainMatch": fields(
 			"destination_port", "prefix_ranges", "source_prefix_ranges", "source_ports",
 			"server_names", "transport_protocol", "application_protocols",
@@ -111,7 +117,7 @@ func listenerRules() map[protoreflect.FullName]msgRule {
 		},
 		"envoy.config.listener.v3.Filter": {
 			"name":         field(),
-			"typed_config": anyOf(hcmType, tcpProxyType),
+			"typed_config": anyOf(hcmType, tcpProxyType, rbacNetworkType),
 		},
 		// tls_inspector with its defaults: no JA3/JA4 fingerprinting, default
 		// initial read buffer size.
@@ -133,6 +139,11 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 			"generate_request_id", "preserve_external_request_id",
 			"max_request_headers_kb", // default 60, as Envoy
 			"server_name", "server_header_transformation", "upgrade_configs",
+			// x-forwarded-client-cert: every forward_client_cert_details
+			// mode (SANITIZE, FORWARD_ONLY, APPEND_FORWARD, SANITIZE_SET,
+			// ALWAYS_FORWARD_ONLY) and every set_current_client_cert_details
+			// field (subject, cert, chain, dns, uri).
+			"forward_client_cert_details", "set_current_client_cert_details",
 			// proxy_100_continue is not listed: false (the default, so never
 			// "set") is the only supported value; 100-continue is answered
 			// by the upstream through the proxy.
@@ -146,13 +157,14 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 		"envoy.extensions.filters.network.http_connection_manager.v3.Rds": fields("config_source", "route_config_name"),
 		"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": {
 			"name":         field(),
-			"typed_config": anyOf(routerType),
+			"typed_config": anyOf(routerType, rbacHTTPType),
 		},
 		hcmType + ".UpgradeConfig": {
 			"upgrade_type": {Check: checkUpgradeType},
 			"enabled":      field(),
 		},
-		routerType: fields("suppress_envoy_headers"),
+		routerType:                               fields("suppress_envoy_headers"),
+		hcmType + ".SetCurrentClientCertDetails": fields("subject", "cert", "chain", "dns", "uri"),
 	}
 }
 
@@ -245,6 +257,9 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 			"per_connection_buffer_limit_bytes",
 			"dns_lookup_family", // every value: AUTO, V4_ONLY, V6_ONLY, V4_PREFERRED, ALL
 			"eds_cluster_config",
+			// UpstreamTlsContext or raw_buffer, chosen per endpoint by
+			// its filter_metadata["envoy.transport_socket_match"].
+			"transport_socket", "transport_socket_matches",
 		).with(map[protoreflect.Name]fieldRule{
 			"type":      enumOf("STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS"),
 			"lb_policy": enumOf("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"),
@@ -284,8 +299,10 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 		),
 		"envoy.config.endpoint.v3.LbEndpoint": fields(
 			"endpoint", "health_status", "load_balancing_weight",
+			"metadata", // read: filter_metadata["envoy.transport_socket_match"]
 		),
-		"envoy.config.endpoint.v3.Endpoint": fields("address", "hostname"),
+		"envoy.config.cluster.v3.Cluster.TransportSocketMatch": fields("name", "match", "transport_socket"),
+		"envoy.config.endpoint.v3.Endpoint":                    fields("address", "hostname"),
 		httpOptionsType: fields(
 			"explicit_http_config", "use_downstream_protocol_config", "common_http_protocol_options",
 		),
@@ -296,7 +313,14 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 
 func coreRules() map[protoreflect.FullName]msgRule {
 	return map[protoreflect.FullName]msgRule{
-		"envoy.config.core.v3.Address": fields("socket_address"),
+		// pipe: a Unix socket, for STATIC clusters used as gRPC config
+		// sources only (Istio's sds-grpc); see xref.
+		"envoy.config.core.v3.Address": fields("socket_address", "pipe"),
+		"envoy.config.core.v3.Pipe":    fields("path"),
+		"envoy.config.core.v3.TransportSocket": {
+			"name":         field(),
+			"typed_config": anyOf(downstreamTLS, upstreamTLS, rawBufferType),
+		},
 		"envoy.config.core.v3.SocketAddress": fields(
 			"address", "port_value",
 			"ipv4_compat", // "::" also accepts IPv4 connections
@@ -318,6 +342,53 @@ func coreRules() map[protoreflect.FullName]msgRule {
 		"envoy.config.core.v3.Http2ProtocolOptions": fields(
 			"max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size",
 		),
+	}
+}
+
+// sdsConfigSource is the ConfigSource of an SdsSecretConfig: ADS, or a
+// gRPC api_config_source (Istio's sds-grpc cluster).
+func sdsConfigSource() fieldRule {
+	return fieldRule{Fields: msgRule{
+		"ads":                   field(),
+		"api_config_source":     field(),
+		"initial_fetch_timeout": field(),
+		"resource_api_version":  enumOf("V3"),
+	}}
+}
+
+// tlsRules is the TLS transport socket (package tlsctx): certificates
+// inline, in files or from SDS, validation by trusted CA and SAN matchers,
+// ALPN, protocol versions and TLS 1.2 cipher suites.
+func tlsRules() map[protoreflect.FullName]msgRule {
+	return map[protoreflect.FullName]msgRule{
+		rawBufferType: {},
+		downstreamTLS: fields("common_tls_context", "require_client_certificate"),
+		upstreamTLS:   fields("common_tls_context", "sni", "max_session_keys"),
+		tlsPkg + "CommonTlsContext": fields(
+			"tls_params", "tls_certificates", "tls_certificate_sds_secret_configs",
+			"validation_context", "validation_context_sds_secret_config",
+			"combined_validation_context", "alpn_protocols",
+		),
+		tlsPkg + "CommonTlsContext.CombinedCertificateValidationContext": fields(
+			"default_validation_context", "validation_context_sds_secret_config",
+		),
+		tlsPkg + "TlsParameters": fields("cipher_suites").with(map[protoreflect.Name]fieldRule{
+			"tls_minimum_protocol_version": enumOf("TLS_AUTO", "TLSv1_2", "TLSv1_3"),
+			"tls_maximum_protocol_version": enumOf("TLS_AUTO", "TLSv1_2", "TLSv1_3"),
+		}),
+		tlsPkg + "TlsCertificate": fields("certificate_chain", "private_key"),
+		tlsPkg + "CertificateValidationContext": fields(
+			"trusted_ca", "match_typed_subject_alt_names",
+			"match_subject_alt_names", // deprecated; Istio still emits it
+		),
+		tlsPkg + "SubjectAltNameMatcher": fields("matcher").with(map[protoreflect.Name]fieldRule{
+			"san_type": enumOf("DNS", "URI", "EMAIL", "IP_ADDRESS"),
+		}),
+		tlsPkg + "SdsSecretConfig": fields("name").with(map[protoreflect.Name]fieldRule{
+			"sds_config": sdsConfigSource(),
+		}),
+		// SDS resources (validated by xdsclient.DecodeSecrets).
+		tlsPkg + "Secret": fields("name", "tls_certificate", "validation_context"),
 	}
 }
 

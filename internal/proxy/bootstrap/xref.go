@@ -102,6 +102,12 @@ func (x *xref) endpoints(la *endpointv3.ClusterLoadAssignment, path string, stat
 			switch {
 			case lbe.GetEndpoint() == nil:
 				x.errs.add(p, "required")
+			case lbe.GetEndpoint().GetAddress().GetPipe() != nil:
+				if !static {
+					x.errs.add(joinField(p, "address.pipe"), "a pipe (Unix socket) address is only supported in STATIC clusters")
+				} else if lbe.GetEndpoint().GetAddress().GetPipe().GetPath() == "" {
+					x.errs.add(joinField(p, "address.pipe.path"), "required")
+				}
 			case sa == nil:
 				x.errs.add(joinField(p, "address.socket_address"), "required")
 			case static:

@@ -98,6 +98,7 @@ type Manager struct {
 	dropUnderscores        bool
 
 	h2cfg h2Settings
+	xfcc  xfccConfig
 	// suppressEnvoyHeaders is the router's setting, mirrored here for the
 	// response path.
 	suppressEnvoyHeaders bool
@@ -171,6 +172,11 @@ func New(cfg *hcmv3.HttpConnectionManager, o Options) (*Manager, error) {
 	if err := m.timeouts(cfg); err != nil {
 		return nil, err
 	}
+	x, err := compileXFCC(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.xfcc = x
 	if p := cfg.GetHttp2ProtocolOptions(); p != nil {
 		m.h2cfg = h2Settings{
 			maxConcurrentStreams: p.GetMaxConcurrentStreams().GetValue(),

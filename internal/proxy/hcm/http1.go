@@ -74,7 +74,7 @@ func (m *Manager) serveHTTP1(c *network.Conn, hc *http1.Conn) {
 		}
 		s.Ctx = ctx
 		s.Conn = c
-		s.Req.Scheme = schemeHTTP
+		s.Req.Scheme = schemeOf(c)
 		s.ContentLength = 0
 		switch head.Framing.Kind {
 		case http1.BodyLength:

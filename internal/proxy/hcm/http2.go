@@ -152,7 +152,7 @@ func (h *h2Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	req := &s.Req
 	req.Protocol = headers.HTTP2
 	req.Method = []byte(r.Method)
-	req.Scheme = schemeHTTP
+	req.Scheme = schemeOf(h.c)
 	req.Authority = []byte(r.Host)
 	req.Path = []byte(r.RequestURI)
 	if r.Method == http.MethodConnect {

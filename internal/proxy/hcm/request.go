@@ -67,6 +67,7 @@ func (m *Manager) mutateRequestHeaders(s *httpfilter.Stream) {
 	if !r.Has(headers.XForwardedProto) {
 		r.SetBytes(headers.XForwardedProto, r.Scheme)
 	}
+	m.mutateXFCC(s)
 	internal := trusted && client.IsValid() && isInternal(client)
 	if !client.IsValid() {
 		client = remote

@@ -91,3 +91,14 @@ func (r *Registry) Build(cfg *anypb.Any, deps Deps) (Filter, bool, error) {
 	}
 	return f, reg.terminal, nil
 }
+
+// Clone returns a registry with the same registrations, to which more can
+// be added without changing r (the server adds per-connection-manager
+// filters, such as RBAC with its stats scope, to a clone).
+func (r *Registry) Clone() *Registry {
+	c := &Registry{byType: make(map[string]registration, len(r.byType)+1)}
+	for k, v := range r.byType {
+		c.byType[k] = v
+	}
+	return c
+}

@@ -33,6 +33,9 @@ type Conn struct {
 	// terminated it; nil for plaintext. Its PeerCertificates are the
 	// client's when the filter chain asked for one.
 	TLS *tls.ConnectionState
+	// LocalURIs are the URI SANs of the certificate this proxy presented
+	// on a TLS connection it terminated (the XFCC "By" element).
+	LocalURIs []string
 
 	ListenerName string
 	Accepted     time.Time

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
@@ -91,12 +92,9 @@ func (s *Server) clusterStatuses() *adminv3.Clusters {
 	for _, c := range s.clusters.Clusters() {
 		cs := &adminv3.ClusterStatus{Name: c.Name(), ObservabilityName: c.Name(), CircuitBreakers: breakerThresholds(c)}
 		for _, h := range c.Hosts() {
-			ap := h.AddrPort()
 			loc := h.Locality()
 			hs := &adminv3.HostStatus{
-				Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-					Address: ap.Addr().String(), PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(ap.Port())},
-				}}},
+				Address: hostStatusAddress(h),
 				Stats: []*adminv3.SimpleMetric{
 					counter("cx_total", uint64(h.Stats.CxTotal.Value())),
 					gauge("cx_active", h.Stats.CxActive.Value()),
@@ -179,4 +177,16 @@ func (s *Server) registerServerStats() {
 		}
 		return int64(n)
 	})
+}
+
+// hostStatusAddress is a host's address for /clusters: a socket address,
+// or a pipe for a Unix socket host (Istio's sds-grpc).
+func hostStatusAddress(h *upstream.Host) *corev3.Address {
+	if path, ok := strings.CutPrefix(h.Address(), upstream.UnixPrefix); ok {
+		return &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}
+	}
+	ap := h.AddrPort()
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: ap.Addr().String(), PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(ap.Port())},
+	}}}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/hcm"
 	"github.com/weftmesh/weft/internal/proxy/network"
+	"github.com/weftmesh/weft/internal/proxy/tlsctx"
 )
 
 // builtChain is one filter chain, built: its terminal network filter, the
@@ -23,6 +24,8 @@ type builtChain struct {
 	h     network.Handler
 	mgr   *hcm.Manager // nil for tcp_proxy
 	drain *drainSignal
+	// tls terminates TLS before the filter runs (nil: plaintext).
+	tls *tlsctx.Server
 
 	mu    sync.Mutex
 	conns map[*network.Conn]struct{}
@@ -39,6 +42,9 @@ func newChain(cfg *listenerv3.FilterChain, healthFailed *atomic.Bool) *builtChai
 // ServeConn implements network.Handler: the connection is tracked while
 // the chain's filter serves it.
 func (c *builtChain) ServeConn(nc *network.Conn) {
+	if c.tls != nil && !terminateTLS(nc, c.tls) {
+		return // the listener closes the socket
+	}
 	c.mu.Lock()
 	c.conns[nc] = struct{}{}
 	c.mu.Unlock()

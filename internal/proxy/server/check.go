@@ -6,6 +6,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
 	"github.com/weftmesh/weft/internal/proxy/routerfilter"
 	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/tlsctx"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 )
 
@@ -14,8 +15,9 @@ import (
 // that only construction reveals (route compilation, load-balancer and
 // filter-chain settings).
 func Check(o Options) error {
-	s := &Server{o: o, stats: stats.NewStore()}
-	s.clusters = upstream.NewManager(upstream.Options{Stats: s.stats, NoDiscovery: true})
+	s := &Server{o: o, stats: stats.NewStore(), secrets: tlsctx.NewStore()}
+	s.clusters = upstream.NewManager(upstream.Options{Stats: s.stats, NoDiscovery: true, Secrets: s.secrets})
+	s.sds = newSecretManager(s)
 	defer s.clusters.Close()
 	s.filters = httpfilter.NewRegistry()
 	routerfilter.Register(s.filters)
@@ -34,6 +36,10 @@ func Check(o Options) error {
 		if err != nil {
 			return fmt.Errorf("static_resources.listeners[%d] (%s): %w", i, l.GetName(), err)
 		}
+		s.static = append(s.static, bl)
+	}
+	if err := s.sds.checkRefs(s.staticSecretRefs()); err != nil {
+		return fmt.Errorf("static_resources: %w", err)
 	}
 	cfg, err := parseADS(b)
 	if err != nil {

@@ -182,11 +182,7 @@ func (d *dynamic) dial(ctx context.Context) (net.Conn, error) {
 	if h == nil {
 		return nil, fmt.Errorf("cluster %q has no healthy host", d.cfg.cluster)
 	}
-	if d.s.o.Dial != nil {
-		return d.s.o.Dial(ctx, "tcp", h.Address())
-	}
-	var nd net.Dialer
-	return nd.DialContext(ctx, "tcp", h.Address())
+	return upstream.DialHost(ctx, d.s.o.Dial, h.Address())
 }
 
 // start runs the xDS client, and ends initialization at the latest when
@@ -262,9 +258,12 @@ func (d *dynamic) Apply(u *xdsclient.Update) map[string]error {
 		errs = d.applyListeners(u)
 	case xdsclient.RouteType:
 		errs = d.applyRoutes(u)
+	case xdsclient.SecretType:
+		errs = d.applyADSSecrets(u)
 	default:
 		return map[string]error{u.TypeURL: errors.New("unsupported type")}
 	}
+	d.resubscribeSecrets()
 	d.recordFailures(u, errs)
 	d.versions[u.TypeURL] = u.Version
 	d.received[u.TypeURL] = true
@@ -281,6 +280,8 @@ func (d *dynamic) Names(typeURL string) []string {
 		return d.edsNames()
 	case xdsclient.RouteType:
 		return d.rdsNames()
+	case xdsclient.SecretType:
+		return d.adsSecretNames()
 	}
 	return nil
 }

@@ -94,9 +94,12 @@ func (d *dynamic) updateCluster(cfg *clusterv3.Cluster, version string) error {
 		return nil
 	}
 	rs := &resourceState{msg: cfg, version: version, updated: time.Now()}
+	if err := d.s.sds.checkRefs(upstream.TransportSecretRefs(cfg)); err != nil {
+		return fmt.Errorf("cluster %q: %w", name, err)
+	}
 	svc := upstream.EDSServiceName(cfg)
 	known := d.endpoints[svc]
-	if svc == "" || known != nil {
+	if (svc == "" || known != nil) && d.clusterSecretsReady(cfg) {
 		var cla *endpointv3.ClusterLoadAssignment
 		if known != nil {
 			cla = known.msg.(*endpointv3.ClusterLoadAssignment)
@@ -112,7 +115,8 @@ func (d *dynamic) updateCluster(cfg *clusterv3.Cluster, version string) error {
 		e.warming, e.active = nil, rs
 		return nil
 	}
-	// An EDS cluster whose endpoints are not known yet warms.
+	// An EDS cluster whose endpoints are not known yet warms, and so
+	// does a cluster whose SDS secrets have not arrived (until they do).
 	if err := d.s.clusters.Check(cfg); err != nil {
 		return err
 	}
@@ -122,6 +126,9 @@ func (d *dynamic) updateCluster(cfg *clusterv3.Cluster, version string) error {
 	}
 	e.stopTimer()
 	e.warming = rs
+	if svc == "" || known != nil {
+		return nil // waits for its secrets only
+	}
 	timeout := fetchTimeout(cfg.GetEdsClusterConfig().GetEdsConfig())
 	e.timer = d.warmTimer(timeout, func() {
 		if d.clusters[name] == e && e.warming == rs {
@@ -212,7 +219,8 @@ func (d *dynamic) assign(svc string, cla *endpointv3.ClusterLoadAssignment) erro
 	}
 	for _, name := range sortedNames(d.clusters) {
 		e := d.clusters[name]
-		if e.warming == nil || upstream.EDSServiceName(e.warming.msg.(*clusterv3.Cluster)) != svc {
+		if e.warming == nil || upstream.EDSServiceName(e.warming.msg.(*clusterv3.Cluster)) != svc ||
+			!d.clusterSecretsReady(e.warming.msg.(*clusterv3.Cluster)) {
 			continue
 		}
 		if err := d.promoteCluster(name, e, cla); err != nil {

@@ -121,7 +121,14 @@ func (d *dynamic) updateListener(cfg *listenerv3.Listener, version string) error
 	d.s.track(bl)
 	d.listeners[name] = e
 	rs := &resourceState{msg: cfg, version: version, updated: time.Now()}
-	if len(d.missingRoutes(bl)) == 0 {
+	if err := d.s.sds.checkRefs(listenerSecretRefs(bl)); err != nil {
+		d.s.discard(bl, reuse, sock)
+		if e.active == nil {
+			delete(d.listeners, name)
+		}
+		return err
+	}
+	if d.listenerReady(bl) {
 		d.activate(e, bl, rs)
 		return nil
 	}
@@ -266,7 +273,7 @@ func (d *dynamic) routeTimeout(bl *builtListener) time.Duration {
 func (d *dynamic) activateWarm() {
 	for _, name := range sortedNames(d.listeners) {
 		e := d.listeners[name]
-		if e.warming != nil && len(d.missingRoutes(e.warming)) == 0 {
+		if e.warming != nil && d.listenerReady(e.warming) {
 			d.activate(e, e.warming, e.warmingState)
 		}
 	}

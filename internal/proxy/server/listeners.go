@@ -189,6 +189,11 @@ func (s *Server) chainFor(fc *listenerv3.FilterChain, reuse []*builtChain) (*bui
 		}
 	}
 	c := newChain(fc, &s.healthFailed)
+	srv, err := s.chainTLS(fc.GetTransportSocket())
+	if err != nil {
+		return nil, err
+	}
+	c.tls = srv
 	h, mgr, err := s.buildFilter(fc, c.drain)
 	if err != nil {
 		return nil, err
@@ -205,11 +210,11 @@ func (s *Server) chainFor(fc *listenerv3.FilterChain, reuse []*builtChain) (*bui
 	return c, nil
 }
 
-// buildFilter builds a filter chain's terminal network filter.
-func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining) (network.Handler, *hcm.Manager, error) {
-	fs := fc.GetFilters()
+// buildTerminal builds a filter chain's terminal network filter (after
+// its RBAC filters: rbac.go).
+func (s *Server) buildTerminal(fs []*listenerv3.Filter, drain network.Draining) (network.Handler, *hcm.Manager, error) {
 	if len(fs) != 1 {
-		return nil, nil, fmt.Errorf("filters: exactly one network filter is supported (http_connection_manager or tcp_proxy), got %d", len(fs))
+		return nil, nil, fmt.Errorf("filters: one terminal network filter is supported (http_connection_manager or tcp_proxy, after any envoy.filters.network.rbac), got %d", len(fs))
 	}
 	f := fs[0]
 	tc := f.GetTypedConfig()
@@ -224,7 +229,7 @@ func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining)
 		}
 		m, err := hcm.New(&cfg, hcm.Options{
 			Stats:        s.stats,
-			Filters:      s.filters,
+			Filters:      s.httpFilters(cfg.GetStatPrefix()),
 			FilterDeps:   routerfilter.Deps{Clusters: s.clusters},
 			Drain:        drain,
 			OnStreamDone: s.o.OnStreamDone,

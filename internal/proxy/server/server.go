@@ -27,6 +27,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/routerfilter"
 	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/tlsctx"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
@@ -66,6 +67,9 @@ type Server struct {
 	stats    *stats.Store
 	clusters *upstream.Manager
 	filters  *httpfilter.Registry
+	// secrets holds the SDS secrets TLS contexts read at handshake time.
+	secrets *tlsctx.Store
+	sds     *secretManager
 
 	admin   *admin.Admin
 	adminLn net.Listener
@@ -120,6 +124,7 @@ func New(o Options) (*Server, error) {
 		initialized: make(chan struct{}),
 		sockets:     map[*listener.Listener]struct{}{},
 		chains:      map[*builtChain]struct{}{},
+		secrets:     tlsctx.NewStore(),
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.state.Store(int32(adminv3.ServerInfo_PRE_INITIALIZING))
@@ -127,6 +132,7 @@ func New(o Options) (*Server, error) {
 		Stats:    s.stats,
 		Resolver: o.Resolver,
 		Dial:     o.Dial,
+		Secrets:  s.secrets,
 		Logf:     func(f string, a ...any) { s.log.Warn(fmt.Sprintf(f, a...)) },
 	})
 	s.filters = httpfilter.NewRegistry()
@@ -148,10 +154,17 @@ func New(o Options) (*Server, error) {
 		s.track(bl)
 		s.static = append(s.static, bl)
 	}
+	s.sds = newSecretManager(s)
 	if err := s.newDynamic(); err != nil {
 		s.closeAll()
 		return nil, err
 	}
+	refs := s.staticSecretRefs()
+	if err := s.sds.checkRefs(refs); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("static_resources: %w", err)
+	}
+	s.sds.subscribe(refs)
 	if err := s.buildAdmin(); err != nil {
 		s.closeAll()
 		return nil, fmt.Errorf("admin: %w", err)
@@ -181,11 +194,17 @@ func (s *Server) Start() {
 		s.log.Warn("starting before every cluster is ready", "err", err)
 	}
 	cancel()
-	for _, bl := range s.static {
-		s.serve(bl.sock)
-	}
+	s.sds.start()
+	waiting := s.serveStatic()
 	if s.dyn == nil {
-		s.markInitialized()
+		if waiting == nil {
+			s.markInitialized()
+		} else {
+			go func() {
+				<-waiting
+				s.markInitialized()
+			}()
+		}
 		return
 	}
 	s.dyn.start()
@@ -278,6 +297,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.dyn != nil {
 		s.dyn.stop()
 	}
+	s.sds.stop()
 	socks, chains := s.registry()
 	for _, c := range chains {
 		c.drain.start()

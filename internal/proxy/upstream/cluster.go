@@ -47,6 +47,7 @@ type Cluster struct {
 	h2opts     pool.H2Options
 	codecOpts  http1.Options
 	locWeights map[Locality]uint32
+	transports *transports
 
 	set atomic.Pointer[hostSet]
 
@@ -128,6 +129,8 @@ func (c *Cluster) newHost(addr, hostname string, ep endpointMeta) *Host {
 	ps.HostCxTotal = &h.Stats.CxTotal
 	ps.HostCxFail = &h.Stats.CxConnectFail
 	po.Stats = &ps
+	h.tls = c.transports.forEndpoint(ep.metadata)
+	po.Handshake = handshake(h.tls)
 	h.popts = po
 	h.h1 = pool.NewH1(po, c.codecOpts)
 	h.h2 = pool.NewH2(po, c.h2opts)
@@ -140,10 +143,12 @@ type endpointMeta struct {
 	priority uint32
 	locality Locality
 	health   Health
+	// metadata selects the transport socket (transport_socket_matches).
+	metadata *corev3.Metadata
 }
 
 func metaOf(loc *endpointv3.LocalityLbEndpoints, ep *endpointv3.LbEndpoint) endpointMeta {
-	m := endpointMeta{weight: 1, priority: loc.GetPriority(), health: Health(ep.GetHealthStatus())}
+	m := endpointMeta{weight: 1, priority: loc.GetPriority(), health: Health(ep.GetHealthStatus()), metadata: metadataOf(ep)}
 	if w := ep.GetLoadBalancingWeight(); w != nil && w.GetValue() > 0 {
 		m.weight = w.GetValue()
 	}

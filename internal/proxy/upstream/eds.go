@@ -112,7 +112,9 @@ func (c *Cluster) applyAssignment(cla *endpointv3.ClusterLoadAssignment) error {
 	hosts := make([]*Host, 0, len(eps))
 	changed := len(old) != len(eps) || !maps.Equal(weights, c.locWeights)
 	for _, ep := range eps {
-		if list := byAddr[ep.addr]; len(list) > 0 {
+		// A host whose transport socket changes (its tlsMode metadata did)
+		// is replaced: its pools hold connections of the old kind.
+		if list := byAddr[ep.addr]; len(list) > 0 && list[0].tls == c.transports.forEndpoint(ep.meta.metadata) {
 			h := list[0]
 			byAddr[ep.addr] = list[1:]
 			changed = h.update(ep) || changed

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/tlsctx"
 	"github.com/weftmesh/weft/internal/proxy/upstream/pool"
 )
 
@@ -70,6 +71,9 @@ type Host struct {
 	health  atomic.Uint32
 
 	Stats HostStats
+	// tls is the host's transport socket (nil: plaintext), chosen from its
+	// endpoint metadata when the host was made.
+	tls   *tlsctx.Client
 	popts pool.Options
 	h1    *pool.H1
 	h2    *pool.H2

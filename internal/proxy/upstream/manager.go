@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/tlsctx"
 	"github.com/weftmesh/weft/internal/proxy/upstream/breaker"
 	"github.com/weftmesh/weft/internal/proxy/upstream/lb"
 	"github.com/weftmesh/weft/internal/proxy/upstream/pool"
@@ -44,6 +46,9 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logf reports discovery problems (nil: discard).
 	Logf func(format string, args ...any)
+	// Secrets provides the SDS secrets of clusters' TLS transport sockets
+	// (nil: clusters may not reference SDS secrets).
+	Secrets tlsctx.Provider
 	// NoDiscovery builds clusters without resolving names (validation).
 	NoDiscovery bool
 }
@@ -202,6 +207,9 @@ func (m *Manager) build(cfg *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssig
 		stop:     make(chan struct{}),
 		ready:    make(chan struct{}),
 	}
+	if c.transports, err = compileTransports(cfg, m.o.Secrets); err != nil {
+		return nil, err
+	}
 	c.Stats = newClusterStats(m.o.Stats.Root(), c.name)
 	c.Breakers = breaker.New(thresholds(cfg), m.o.Stats.Root().Tagged("cluster", "envoy_cluster_name", c.name))
 	panicThreshold := 50.0
@@ -263,12 +271,34 @@ func (m *Manager) build(cfg *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssig
 	return c, nil
 }
 
+// UnixPrefix starts the Address of a host with a pipe address: "unix:" +
+// the socket's path.
+const UnixPrefix = "unix:"
+
+// DialHost connects to a host address: "ip:port" over TCP, or a Unix
+// socket for "unix:PATH". dial overrides TCP dialing (nil: net.Dialer).
+func DialHost(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string) (net.Conn, error) {
+	var d net.Dialer
+	if path, ok := strings.CutPrefix(addr, UnixPrefix); ok {
+		return d.DialContext(ctx, "unix", path)
+	}
+	if dial != nil {
+		return dial(ctx, "tcp", addr)
+	}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
 // staticHosts makes the hosts of a STATIC cluster: every address must be an
 // IP, as Envoy requires.
 func (c *Cluster) staticHosts() ([]*Host, error) {
 	var hosts []*Host
 	for i, loc := range c.config.GetLoadAssignment().GetEndpoints() {
 		for j, ep := range loc.GetLbEndpoints() {
+			if pipe := ep.GetEndpoint().GetAddress().GetPipe(); pipe != nil {
+				// A Unix socket (Istio's sds-grpc cluster).
+				hosts = append(hosts, c.newHost(UnixPrefix+pipe.GetPath(), ep.GetEndpoint().GetHostname(), metaOf(loc, ep)))
+				continue
+			}
 			sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
 			path := fmt.Sprintf("load_assignment.endpoints[%d].lb_endpoints[%d].endpoint.address.socket_address", i, j)
 			if sa == nil {

@@ -192,6 +192,7 @@ func newClientStats(st *stats.Store, connected *atomic.Int64) clientStats {
 		ListenerType: root.Scope("listener_manager").Scope("lds"),
 		RouteType:    cp.Scope("rds"),
 		EndpointType: cp.Scope("eds"),
+		SecretType:   cp.Scope("sds"),
 	}
 	for url, sc := range scopes {
 		out.perType[url] = typeStats{

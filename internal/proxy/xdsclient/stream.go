@@ -183,11 +183,17 @@ func (s *streamState) followUp(typeURL string) error {
 		if err := s.resubscribe(s.c.types[EndpointType]); err != nil {
 			return err
 		}
+		if err := s.resubscribe(s.c.types[SecretType]); err != nil {
+			return err
+		}
 		if lds := s.c.types[ListenerType]; !lds.started && !lds.disabled {
 			lds.started = true
 			return s.send(lds, nil)
 		}
 	case ListenerType:
+		if err := s.resubscribe(s.c.types[SecretType]); err != nil {
+			return err
+		}
 		return s.resubscribe(s.c.types[RouteType])
 	}
 	return nil

@@ -31,6 +31,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -52,7 +53,9 @@ const resourceWrapperType = "type.googleapis.com/envoy.service.discovery.v3.Reso
 
 // typeOrder is Envoy's order: clusters, their endpoints, listeners, their
 // routes. Requests on a new stream go out in this order.
-var typeOrder = [...]string{ClusterType, EndpointType, ListenerType, RouteType}
+// SDS secrets (sds_config ads {}) come last: they are requested once
+// clusters and listeners name them.
+var typeOrder = [...]string{ClusterType, EndpointType, ListenerType, RouteType, SecretType}
 
 // Kind returns the short name of a type URL used in messages and paths
 // ("cluster", "cluster_load_assignment", "listener",
@@ -67,6 +70,8 @@ func Kind(typeURL string) string {
 		return "listener"
 	case RouteType:
 		return "route_configuration"
+	case SecretType:
+		return "secret"
 	}
 	return typeURL
 }
@@ -114,9 +119,10 @@ type Handler interface {
 	// field; those keep their previous configuration and the client NACKs
 	// the response. Everything else in u takes effect.
 	Apply(u *Update) map[string]error
-	// Names returns the resources of typeURL (EndpointType or RouteType)
-	// the proxy needs now: the service names of its EDS clusters, the
-	// route configurations its listeners name. It is asked after every
+	// Names returns the resources of typeURL (EndpointType, RouteType or
+	// SecretType) the proxy needs now: the service names of its EDS
+	// clusters, the route configurations its listeners name, the secrets
+	// (sds_config ads {}) its TLS contexts name. It is asked after every
 	// CDS or LDS update.
 	Names(typeURL string) []string
 }
@@ -182,6 +188,8 @@ func unpack(a *anypb.Any, typeURL string) (proto.Message, string, error) {
 		m = &listenerv3.Listener{}
 	case RouteType:
 		m = &routev3.RouteConfiguration{}
+	case SecretType:
+		m = &tlsv3.Secret{}
 	default:
 		return nil, "", fmt.Errorf("type %s is not one weft-proxy subscribes to", typeURL)
 	}
@@ -205,6 +213,8 @@ func resourceName(m proto.Message) string {
 	case *listenerv3.Listener:
 		return r.GetName()
 	case *routev3.RouteConfiguration:
+		return r.GetName()
+	case *tlsv3.Secret:
 		return r.GetName()
 	}
 	return ""

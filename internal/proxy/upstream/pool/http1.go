@@ -166,7 +166,13 @@ func (p *H1) dial(deadline time.Time) (*H1Conn, error) {
 	}
 	p.o.Stats.CxHTTP1Total.Inc()
 	c := &H1Conn{Conn: http1.NewConn(nc, p.codec), nc: nc, pool: p}
-	if sc, ok := nc.(syscall.Conn); ok {
+	raw := nc
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		// TLS: the liveness peek looks at the socket under the TLS
+		// connection (a close_notify or FIN shows there as well).
+		raw = tc.NetConn()
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.peek = c.peekFn

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/stats"
@@ -72,6 +73,11 @@ type Options struct {
 	Stats                    *Stats
 	// Dial overrides how connections are made (nil: net.Dialer).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Handshake, when set, secures a new connection before it is used
+	// (the cluster's TLS transport socket), under the connect timeout as
+	// Envoy's connect_timeout covers the transport socket's handshake. It
+	// closes c on error; the error is reported as a *ConnectError (503 UF).
+	Handshake func(ctx context.Context, c net.Conn) (net.Conn, error)
 }
 
 func (o *Options) dial(deadline time.Time) (net.Conn, error) {
@@ -90,11 +96,18 @@ func (o *Options) dial(deadline time.Time) (net.Conn, error) {
 		c   net.Conn
 		err error
 	)
-	if o.Dial != nil {
+	switch {
+	case strings.HasPrefix(addr, "unix:"): // a pipe address
+		var d net.Dialer
+		c, err = d.DialContext(ctx, "unix", addr[len("unix:"):])
+	case o.Dial != nil:
 		c, err = o.Dial(ctx, "tcp", addr)
-	} else {
+	default:
 		var d net.Dialer
 		c, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err == nil && o.Handshake != nil {
+		c, err = o.Handshake(ctx, c)
 	}
 	if err != nil {
 		o.Stats.CxConnectFail.Inc()
