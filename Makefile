@@ -36,6 +36,8 @@ fuzz:
 	$(GO) test ./internal/protoyaml -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzDecodeFile$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/translate -run '^$$' -fuzz '^FuzzGenerate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/translate -run '^$$' -fuzz '^FuzzAuthorizationPolicy$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ca -run '^$$' -fuzz '^FuzzVerifyToken$$' -fuzztime $(FUZZTIME)
 
 bench:
 	./bench/run.sh $(BENCH_ARGS)

@@ -59,6 +59,9 @@ type Options struct {
 	// ClusterDomain is the Kubernetes-style DNS domain (default
 	// "cluster.local"), for short host names.
 	ClusterDomain string
+	// TrustDomain is the SPIFFE trust domain of workload identities
+	// (default "cluster.local").
+	TrustDomain string
 }
 
 // Translator generates resources. It caches the outbound resources of each
@@ -72,6 +75,9 @@ type Translator struct {
 func New(o Options) *Translator {
 	if o.ClusterDomain == "" {
 		o.ClusterDomain = "cluster.local"
+	}
+	if o.TrustDomain == "" {
+		o.TrustDomain = "cluster.local"
 	}
 	return &Translator{o: o, c: newCache()}
 }

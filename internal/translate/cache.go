@@ -121,6 +121,7 @@ type scopeKey struct {
 	sidecar   config.Key // zero: no Sidecar resource applies
 	gateways  string     // routers: the selected Gateways, "ns/name" joined by ","
 	selectors string     // ids of the label selectors the proxy matches, joined by ","
+	mtls      bool       // the proxy has a workload certificate (hasMeshCert)
 }
 
 // scopeEntry builds one scope's outbound resources once.
@@ -137,6 +138,7 @@ func (st *snapState) keyFor(p *model.Proxy) scopeKey {
 		proxyless: p.Proxyless,
 		namespace: p.Namespace,
 		dnsDomain: p.DNSDomain,
+		mtls:      !p.Proxyless && hasMeshCert(p),
 	}
 	if k.dnsDomain == "" {
 		k.dnsDomain = p.Namespace + ".svc." + st.opts.ClusterDomain

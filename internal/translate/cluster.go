@@ -15,6 +15,7 @@ type clusterMemoKey struct {
 	svc       *model.Service
 	dr        *drEntry
 	proxyless bool
+	mtls      bool
 }
 
 // clusterSet is the clusters of one service and the load assignments of
@@ -27,7 +28,7 @@ type clusterSet struct {
 // serviceClusters returns svc's clusters for this scope, shared with every
 // scope that resolves the same DestinationRule.
 func (s *scope) serviceClusters(svc *model.Service) *clusterSet {
-	k := clusterMemoKey{svc: svc, dr: s.destRule(svc.Hostname), proxyless: s.key.proxyless}
+	k := clusterMemoKey{svc: svc, dr: s.destRule(svc.Hostname), proxyless: s.key.proxyless, mtls: s.key.mtls}
 	s.st.mu.Lock()
 	cs := s.st.clusters[k]
 	s.st.mu.Unlock()
@@ -63,10 +64,10 @@ func (s *scope) buildServiceClusters(svc *model.Service, dr *drEntry) *clusterSe
 		if rule != nil {
 			pol = mergedPolicy(rule, p.Number, "")
 		}
-		s.addCluster(cs, outboundCluster(p.Number, "", svc.Hostname), svc, p, dr, pol, svc.Endpoints)
+		s.addCluster(cs, "", svc, p, dr, pol, svc.Endpoints)
 		for _, sub := range subsets {
 			pol := mergedPolicy(rule, p.Number, sub.Name)
-			s.addCluster(cs, outboundCluster(p.Number, sub.Name, svc.Hostname), svc, p, dr, pol, subsetEndpoints(svc.Endpoints, sub.Labels))
+			s.addCluster(cs, sub.Name, svc, p, dr, pol, subsetEndpoints(svc.Endpoints, sub.Labels))
 		}
 	}
 	return cs
@@ -83,11 +84,13 @@ func subsetEndpoints(eps []*model.Endpoint, sel map[string]string) []*model.Endp
 	return out
 }
 
-// addCluster builds one cluster (and its load assignment for EDS) with
-// the traffic policy pol of rule dr (nil when no rule applies).
-func (s *scope) addCluster(cs *clusterSet, name string, svc *model.Service, p model.Port,
+// addCluster builds the cluster of one port and subset ("" for the whole
+// service), and its load assignment for EDS, with the traffic policy pol
+// of rule dr (nil when no rule applies).
+func (s *scope) addCluster(cs *clusterSet, subset string, svc *model.Service, p model.Port,
 	dr *drEntry, pol *networking.TrafficPolicy, eps []*model.Endpoint,
 ) {
+	name := outboundCluster(p.Number, subset, svc.Hostname)
 	c, cla := s.newCluster(name, svc, p, eps)
 	if c == nil {
 		return
@@ -98,6 +101,7 @@ func (s *scope) addCluster(cs *clusterSet, name string, svc *model.Service, p mo
 	} else {
 		applyConnectionPool(c, pol.GetConnectionPool(), p)
 		applyLoadBalancer(c, pol.GetLoadBalancer(), lbOptions{})
+		s.applyClusterTLS(c, pol.GetTls(), clusterTLS{port: p, subset: subset, svc: svc, eps: eps, h2: p.Protocol.IsHTTP2()})
 	}
 	cs.clusters = append(cs.clusters, hash(name, c))
 	if cla != nil {

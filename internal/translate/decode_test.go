@@ -71,6 +71,10 @@ type testService struct {
 		Weight       uint32            `json:"weight"`
 		WorkloadName string            `json:"workloadName"`
 		Namespace    string            `json:"namespace"`
+		// ServiceAccount and TLSMode as the registry derives them
+		// (WorkloadEntry serviceAccount, label security.istio.io/tlsMode).
+		ServiceAccount string `json:"serviceAccount"`
+		TLSMode        string `json:"tlsMode"`
 	} `json:"endpoints"`
 }
 
@@ -89,6 +93,8 @@ type istioDoc struct {
 		Name      string            `json:"name"`
 		Namespace string            `json:"namespace"`
 		Labels    map[string]string `json:"labels"`
+		// Annotations: istio.io/dry-run on AuthorizationPolicy.
+		Annotations map[string]string `json:"annotations"`
 	} `json:"metadata"`
 	Spec json.RawMessage `json:"spec"`
 }
@@ -196,6 +202,7 @@ func decodeService(js []byte) (*model.Service, error) {
 		svc.Endpoints = append(svc.Endpoints, &model.Endpoint{
 			Address: e.Address, Ports: e.Ports, Labels: e.Labels, Locality: e.Locality,
 			Weight: e.Weight, WorkloadName: e.WorkloadName, Namespace: ns, Source: svc.Source,
+			ServiceAccount: e.ServiceAccount, TLSMode: e.TLSMode,
 		})
 	}
 	return svc, nil
@@ -249,6 +256,7 @@ func decodeIstio(js []byte, src config.Source) (*config.Object, error) {
 		Meta: config.Meta{
 			Kind: config.Kind(d.Kind), APIVersion: d.APIVersion,
 			Name: d.Metadata.Name, Namespace: ns, Labels: d.Metadata.Labels,
+			Annotations: d.Metadata.Annotations,
 		},
 		Spec: spec, Source: src, Version: "1",
 	}, nil

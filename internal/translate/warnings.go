@@ -40,7 +40,8 @@ func staticWarnings(idx *index) []*config.Error {
 	}
 	// security.istio.io objects are loaded and validated; each kind's
 	// enforcement comes with its part of the security issue.
-	for _, k := range []config.Kind{config.PeerAuthentication, config.AuthorizationPolicy, config.RequestAuthentication} {
+	authzWarnings(&w, idx.snap.List(config.AuthorizationPolicy))
+	for _, k := range []config.Kind{config.RequestAuthentication} {
 		for _, obj := range idx.snap.List(k) {
 			w.warnObject(obj, "spec", "validated but not enforced yet: "+string(k)+" takes effect with weft's security support (issue 4)")
 		}
@@ -108,7 +109,7 @@ func trafficPolicyWarnings(w *warnSet, obj *config.Object, path string, tp *netw
 	if tp == nil {
 		return
 	}
-	policyComponentWarnings(w, obj, path, tp.LoadBalancer, tp.ConnectionPool, tp.OutlierDetection != nil, tp.Tls != nil)
+	policyComponentWarnings(w, obj, path, tp.LoadBalancer, tp.ConnectionPool, tp.OutlierDetection != nil, tp.Tls)
 	if tp.Tunnel != nil {
 		w.warnObject(obj, path+".tunnel", msgProxy)
 	}
@@ -120,21 +121,19 @@ func trafficPolicyWarnings(w *warnSet, obj *config.Object, path string, tp *netw
 	}
 	for i, pl := range tp.PortLevelSettings {
 		policyComponentWarnings(w, obj, fmt.Sprintf("%s.portLevelSettings[%d]", path, i),
-			pl.LoadBalancer, pl.ConnectionPool, pl.OutlierDetection != nil, pl.Tls != nil)
+			pl.LoadBalancer, pl.ConnectionPool, pl.OutlierDetection != nil, pl.Tls)
 	}
 }
 
 // policyComponentWarnings covers the components shared by policies and
 // port-level settings.
 func policyComponentWarnings(w *warnSet, obj *config.Object, path string, lb *networking.LoadBalancerSettings,
-	cp *networking.ConnectionPoolSettings, outlier, tls bool,
+	cp *networking.ConnectionPoolSettings, outlier bool, tls *networking.ClientTLSSettings,
 ) {
 	if outlier {
 		w.warnObject(obj, path+".outlierDetection", msgResilience)
 	}
-	if tls {
-		w.warnObject(obj, path+".tls", msgSecurity)
-	}
+	tlsWarnings(w, obj, path+".tls", tls)
 	if lb != nil {
 		lp := path + ".loadBalancer"
 		if lb.GetSimple() == networking.LoadBalancerSettings_PASSTHROUGH {
@@ -214,5 +213,20 @@ func sidecarWarnings(w *warnSet, sc *sidecarEntry) {
 	}
 	if sc.spec.OutboundTrafficPolicy != nil {
 		w.warnObject(sc.obj, "spec.outboundTrafficPolicy", "not applied: requests to hosts outside the registry get 404 from the HTTP proxy listener (passthrough needs traffic capture, a later issue)")
+	}
+}
+
+// tlsWarnings covers the client TLS settings weft does not apply:
+// credentialName (a Kubernetes secret; local mode reads files) and the
+// settings a proxy without a workload certificate cannot honour.
+func tlsWarnings(w *warnSet, obj *config.Object, path string, t *networking.ClientTLSSettings) {
+	if t == nil {
+		return
+	}
+	if t.CredentialName != "" {
+		w.warnObject(obj, path+".credentialName", "not applied: local mode reads certificates from files (clientCertificate, privateKey, caCertificates)")
+	}
+	if t.GetMode() == networking.ClientTLSSettings_ISTIO_MUTUAL {
+		w.warnObject(obj, path+".mode", "ISTIO_MUTUAL applies to proxies with a workload certificate (weft-proxy sidecar with a CA); proxies without one send plaintext")
 	}
 }

@@ -24,8 +24,10 @@ import (
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
 	"github.com/weftmesh/weft/internal/proxy/agent"
+	"github.com/weftmesh/weft/internal/proxy/agent/certs"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/server"
 )
@@ -45,17 +47,29 @@ type controlPlane struct {
 // serves it on loopback ports chosen by the kernel.
 func startControlPlane(t *testing.T, files map[string]string) *controlPlane {
 	t.Helper()
+	return startControlPlaneWith(t, files, false)
+}
+
+// startControlPlaneWith is startControlPlane, with the mesh CA and its
+// secure port when withCA is set.
+func startControlPlaneWith(t *testing.T, files map[string]string, withCA bool) *controlPlane {
+	t.Helper()
 	c := &controlPlane{t: t, dir: t.TempDir()}
 	for name, content := range files {
 		c.write(name, content)
 	}
-	cp, err := controlplane.New(controlplane.Options{
+	o := controlplane.Options{
 		ConfigDir:   c.dir,
 		XDSAddress:  "127.0.0.1:0",
 		HTTPAddress: "127.0.0.1:0",
 		Debounce:    50 * time.Millisecond,
 		Logger:      quiet,
-	})
+	}
+	if withCA {
+		o.SecureAddress = "127.0.0.1:0"
+		o.CA = ca.Options{Dir: t.TempDir(), Logger: quiet}
+	}
+	cp, err := controlplane.New(o)
 	if err != nil {
 		t.Fatalf("controlplane.New: %v", err)
 	}
@@ -104,10 +118,14 @@ type sidecar struct {
 // sidecarOptions place a sidecar: its workload identity and the port of
 // its outbound HTTP proxy listener (on 127.0.0.1).
 type sidecarOptions struct {
-	Type      string // "sidecar" (default) or "router"
-	Name, IP  string
-	Labels    map[string]string
-	ProxyPort int
+	Type     string // "sidecar" (default) or "router"
+	Name, IP string
+	// ServiceAccount, with a control plane that runs the CA, gives the
+	// sidecar a workload certificate (mTLS), as `weft-proxy sidecar
+	// --ca-root --token` does.
+	ServiceAccount string
+	Labels         map[string]string
+	ProxyPort      int
 }
 
 // startSidecar builds the bootstrap the way `weft-proxy sidecar` does and
@@ -117,7 +135,7 @@ func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
 	if o.Type == "" {
 		o.Type = "sidecar"
 	}
-	yaml, err := agent.BootstrapYAML(&agent.Options{
+	ao := &agent.Options{
 		DiscoveryAddress: c.xdsAddr(),
 		Type:             o.Type,
 		IP:               o.IP,
@@ -127,7 +145,16 @@ func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
 		ServiceAccount:   "default",
 		HTTPProxyPort:    strconv.Itoa(o.ProxyPort),
 		AdminAddress:     "127.0.0.1:0",
-	})
+	}
+	if o.ServiceAccount != "" {
+		ao.ServiceAccount = o.ServiceAccount
+		ao.SDSSocket = startAgent(t, c, o.ServiceAccount)
+		ao.Labels = map[string]string{"security.istio.io/tlsMode": "istio"}
+		for k, v := range o.Labels {
+			ao.Labels[k] = v
+		}
+	}
+	yaml, err := agent.BootstrapYAML(ao)
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
@@ -159,6 +186,39 @@ func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
 		t.Fatalf("sidecar %s: HTTP proxy listener %s not bound (have %v)", o.Name, name, srv.ListenerAddrs())
 	}
 	return s
+}
+
+// startAgent runs the sidecar agent's certificate manager and SDS server
+// for service account sa of namespace default, with a bootstrap token
+// minted by weft-control's CA, and returns the SDS socket.
+func startAgent(t *testing.T, c *controlPlane, sa string) string {
+	t.Helper()
+	authority := c.cp.CA()
+	if authority == nil {
+		t.Fatal("a sidecar with a service account needs startControlPlaneWith(..., true)")
+	}
+	token, err := authority.Tokens().Mint(ca.Identity{Namespace: "default", ServiceAccount: sa}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(t.TempDir(), "sds", "sds.sock")
+	sec, err := agent.StartSecurity(agent.SecurityOptions{
+		SDSSocket: socket,
+		Logger:    quiet,
+		Certs: certs.Options{
+			CAAddress:      c.cp.SecureAddr().String(),
+			RootCAs:        authority.Roots(),
+			Token:          certs.StaticToken(token),
+			TrustDomain:    "cluster.local",
+			Namespace:      "default",
+			ServiceAccount: sa,
+		},
+	})
+	if err != nil {
+		t.Fatalf("agent: %v", err)
+	}
+	t.Cleanup(sec.Stop)
+	return socket
 }
 
 // client returns an HTTP client that sends every request through the
@@ -243,6 +303,10 @@ func startApp(t *testing.T, name string) *app {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			gs.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/xfcc" {
+			io.WriteString(w, r.Header.Get("x-forwarded-client-cert"))
 			return
 		}
 		if r.URL.Path == "/hold" {

@@ -1,0 +1,266 @@
+package translate
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbactcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	"google.golang.org/protobuf/proto"
+	security "istio.io/api/security/v1beta1"
+
+	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/model"
+)
+
+// AuthorizationPolicy → Envoy RBAC, as Istio's
+// pilot/pkg/security/authz/builder does for a sidecar's inbound listeners:
+//
+//   - the policies that apply to a proxy are those of the root namespace
+//     (mesh-wide) and of its namespace whose selector matches its labels
+//     (no selector: every workload); policies with targetRef(s) are for
+//     gateways and waypoints, not sidecars;
+//   - one RBAC filter per action, in Istio's order: AUDIT (Envoy's LOG),
+//     DENY, then ALLOW; each rule is a policy named
+//     "ns[NS]-policy[NAME]-rule[I]";
+//   - a policy without rules contributes a policy that never matches:
+//     ALLOW without rules allows nothing (its ALLOW filter exists and
+//     matches nothing), DENY without rules (rejected by validation anyway)
+//     denies nothing;
+//   - policies annotated istio.io/dry-run: "true" become shadow rules
+//     (stats only), with Istio's shadow stat prefixes;
+//   - HTTP listeners get envoy.filters.http.rbac before the router, TCP
+//     listeners envoy.filters.network.rbac (stat prefix "tcp.") before
+//     tcp_proxy; on TCP, an ALLOW rule with HTTP-only attributes is
+//     dropped and a DENY/AUDIT rule loses those attributes (see
+//     generateRule).
+
+// Envoy's filter names.
+const (
+	rbacHTTPFilterName    = "envoy.filters.http.rbac"
+	rbacNetworkFilterName = "envoy.filters.network.rbac"
+	// dryRunAnnotation makes a policy shadow (Istio's istio.io/dry-run).
+	dryRunAnnotation = "istio.io/dry-run"
+)
+
+// authzFilters are the RBAC filters of one proxy's inbound listeners.
+type authzFilters struct {
+	http []*hcmv3.HttpFilter
+	tcp  []*listenerv3.Filter
+}
+
+// authzPolicy is one policy that applies to a proxy.
+type authzPolicy struct {
+	obj  *config.Object
+	spec *security.AuthorizationPolicy
+}
+
+// authzFor builds the RBAC filters of proxy p (none when no policy
+// applies).
+func (st *snapState) authzFor(p *model.Proxy) authzFilters {
+	byAction := map[security.AuthorizationPolicy_Action][]authzPolicy{}
+	for _, obj := range st.snap.List(config.AuthorizationPolicy) {
+		spec, ok := obj.Spec.(*security.AuthorizationPolicy)
+		if !ok || !policyApplies(obj, spec, p, st.snap.RootNamespace) {
+			continue
+		}
+		byAction[spec.GetAction()] = append(byAction[spec.GetAction()], authzPolicy{obj, spec})
+	}
+	var out authzFilters
+	for _, a := range []struct {
+		istio security.AuthorizationPolicy_Action
+		envoy rbacv3.RBAC_Action
+	}{
+		{security.AuthorizationPolicy_AUDIT, rbacv3.RBAC_LOG},
+		{security.AuthorizationPolicy_DENY, rbacv3.RBAC_DENY},
+		{security.AuthorizationPolicy_ALLOW, rbacv3.RBAC_ALLOW},
+	} {
+		policies := byAction[a.istio]
+		if len(policies) == 0 {
+			continue
+		}
+		o := buildOpts{action: a.envoy, trustDomain: st.opts.TrustDomain}
+		out.http = append(out.http, rbacHTTPFilter(buildRBAC(policies, o)))
+		o.forTCP = true
+		out.tcp = append(out.tcp, rbacNetworkFilter(buildRBAC(policies, o)))
+	}
+	return out
+}
+
+// policyApplies reports whether a policy selects proxy p.
+func policyApplies(obj *config.Object, spec *security.AuthorizationPolicy, p *model.Proxy, root string) bool {
+	if obj.Meta.Namespace != root && obj.Meta.Namespace != p.Namespace {
+		return false
+	}
+	if spec.GetTargetRef() != nil || len(spec.GetTargetRefs()) > 0 {
+		return false
+	}
+	for k, v := range spec.GetSelector().GetMatchLabels() {
+		if lv, ok := p.Labels[k]; !ok || lv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// buildOpts say what a set of rules is built for.
+type buildOpts struct {
+	action      rbacv3.RBAC_Action
+	forTCP      bool
+	trustDomain string
+}
+
+// builtRBAC are the enforced and shadow rules of one action; either may
+// be nil.
+type builtRBAC struct {
+	action rbacv3.RBAC_Action
+	rules  *rbacv3.RBAC
+	shadow *rbacv3.RBAC
+}
+
+// buildRBAC builds the rules of the policies of one action.
+func buildRBAC(policies []authzPolicy, o buildOpts) builtRBAC {
+	out := builtRBAC{action: o.action}
+	for _, ap := range policies {
+		target := &out.rules
+		if ap.obj.Meta.Annotations[dryRunAnnotation] == "true" {
+			target = &out.shadow
+		}
+		if *target == nil {
+			*target = &rbacv3.RBAC{Action: o.action, Policies: map[string]*rbacv3.Policy{}}
+		}
+		rules := ap.spec.GetRules()
+		if len(rules) == 0 {
+			(*target).Policies[policyName(ap.obj, 0)] = matchNever()
+			continue
+		}
+		ctx := authzRuleCtx{forTCP: o.forTCP, policyNS: ap.obj.Meta.Namespace, trustDomain: o.trustDomain, action: o.action}
+		for i, r := range rules {
+			if r == nil {
+				continue
+			}
+			if pol, err := generateRule(r, ctx); err == nil {
+				(*target).Policies[policyName(ap.obj, i)] = pol
+			}
+		}
+	}
+	return out
+}
+
+// policyName is Istio's RBAC policy name of rule i of a policy.
+func policyName(obj *config.Object, i int) string {
+	return fmt.Sprintf("ns[%s]-policy[%s]-rule[%s]", obj.Meta.Namespace, obj.Meta.Name, strconv.Itoa(i))
+}
+
+// matchNever is Istio's policy that matches nothing.
+func matchNever() *rbacv3.Policy {
+	return &rbacv3.Policy{
+		Permissions: []*rbacv3.Permission{permNot(permAny())},
+		Principals:  []*rbacv3.Principal{idNot(idAny())},
+	}
+}
+
+// shadowPrefix is Istio's shadow rules stat prefix of an action.
+func shadowPrefix(b builtRBAC) string {
+	if b.shadow == nil {
+		return ""
+	}
+	switch b.action {
+	case rbacv3.RBAC_ALLOW:
+		return "istio_dry_run_allow_"
+	case rbacv3.RBAC_DENY:
+		return "istio_dry_run_deny_"
+	}
+	return ""
+}
+
+func rbacHTTPFilter(b builtRBAC) *hcmv3.HttpFilter {
+	cfg := &rbachttpv3.RBAC{Rules: b.rules, ShadowRules: b.shadow, ShadowRulesStatPrefix: shadowPrefix(b)}
+	return &hcmv3.HttpFilter{Name: rbacHTTPFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(cfg)}}
+}
+
+func rbacNetworkFilter(b builtRBAC) *listenerv3.Filter {
+	cfg := &rbactcpv3.RBAC{Rules: b.rules, ShadowRules: b.shadow, ShadowRulesStatPrefix: shadowPrefix(b), StatPrefix: "tcp."}
+	return &listenerv3.Filter{Name: rbacNetworkFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(cfg)}}
+}
+
+// withRBAC returns an inbound listener with the RBAC filters in its
+// filter chains: HTTP filters just before the router of a connection
+// manager, network filters before tcp_proxy. l is not modified (it may be
+// shared); without filters it is returned as is.
+func withRBAC(l *listenerv3.Listener, f authzFilters) *listenerv3.Listener {
+	if len(f.http) == 0 && len(f.tcp) == 0 {
+		return l
+	}
+	l = proto.Clone(l).(*listenerv3.Listener)
+	for _, fc := range l.GetFilterChains() {
+		n := len(fc.Filters)
+		if n == 0 {
+			continue
+		}
+		last := fc.Filters[n-1]
+		if last.GetName() == hcmFilterName {
+			var m hcmv3.HttpConnectionManager
+			if err := last.GetTypedConfig().UnmarshalTo(&m); err != nil {
+				continue
+			}
+			k := len(m.HttpFilters) - 1 // the router
+			if k < 0 {
+				continue
+			}
+			hf := append(append(append([]*hcmv3.HttpFilter{}, m.HttpFilters[:k]...), f.http...), m.HttpFilters[k])
+			m.HttpFilters = hf
+			fc.Filters[n-1] = hcmFilter(&m)
+			continue
+		}
+		if last.GetName() == tcpProxyName {
+			fc.Filters = append(append(fc.Filters[:n-1:n-1], f.tcp...), last)
+		}
+	}
+	return l
+}
+
+// authzWarnings reports the AuthorizationPolicy settings translation does
+// not apply: targetRef(s) select gateways and waypoints, which weft does
+// not enforce policies on yet (sidecars are selected by selector), and
+// request principals / JWT conditions, which match nothing until
+// RequestAuthentication provides verified tokens.
+func authzWarnings(w *warnSet, objs []*config.Object) {
+	for _, obj := range objs {
+		spec, ok := obj.Spec.(*security.AuthorizationPolicy)
+		if !ok {
+			continue
+		}
+		if spec.GetTargetRef() != nil || len(spec.GetTargetRefs()) > 0 {
+			field := "spec.targetRef"
+			if spec.GetTargetRef() == nil {
+				field = "spec.targetRefs"
+			}
+			w.warnObject(obj, field, "not applied: policies with targetRef apply to gateways and waypoints, which weft does not enforce AuthorizationPolicy on yet")
+		}
+		for i, r := range spec.GetRules() {
+			if usesJWT(r) {
+				w.warnObject(obj, fmt.Sprintf("spec.rules[%d]", i), "request principals and request.auth.* conditions match no request until RequestAuthentication is supported (issue 4)")
+			}
+		}
+	}
+}
+
+// usesJWT reports whether a rule reads JWT attributes.
+func usesJWT(r *security.Rule) bool {
+	for _, f := range r.GetFrom() {
+		if len(f.GetSource().GetRequestPrincipals())+len(f.GetSource().GetNotRequestPrincipals()) > 0 {
+			return true
+		}
+	}
+	for _, c := range r.GetWhen() {
+		if strings.HasPrefix(c.GetKey(), "request.auth.") {
+			return true
+		}
+	}
+	return false
+}
