@@ -105,7 +105,10 @@ type conn struct {
 	tick      *time.Timer
 	period    time.Duration
 	idleTicks int
-	dead      chan struct{} // closed when the connection is fully closed
+	// streamEnded: a stream ended since the last tick (the idle timeout
+	// counts from the end of the last stream).
+	streamEnded bool
+	dead        chan struct{} // closed when the connection is fully closed
 }
 
 // init sets up the connection around nc.
@@ -406,6 +409,9 @@ func (c *conn) onTick() {
 // timeout: a stream on which nothing moved for ten ticks is reset (its
 // effective timeout lies between 1 and 1.1 times the configured one), and a
 // connection without streams for its idle timeout is closed with GOAWAY.
+// The connection's count restarts at the first tick after a stream ended,
+// even one that began and ended between two ticks: as Envoy's idle_timeout,
+// it runs from the end of the last stream (between 1 and 1.1 times it).
 func (c *conn) tickLocked() {
 	if c.o.streamIdle > 0 {
 		limit := int(c.o.streamIdle / c.period)
@@ -420,8 +426,8 @@ func (c *conn) tickLocked() {
 			}
 		}
 	}
-	if c.o.idleTimeout <= 0 || len(c.streams) > 0 {
-		c.idleTicks = 0
+	if c.o.idleTimeout <= 0 || len(c.streams) > 0 || c.streamEnded {
+		c.idleTicks, c.streamEnded = 0, false
 		return
 	}
 	if c.idleTicks++; time.Duration(c.idleTicks)*c.period >= c.o.idleTimeout {

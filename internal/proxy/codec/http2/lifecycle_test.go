@@ -80,6 +80,38 @@ func TestServerIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestServerIdleTimeoutAfterLastStream: the idle timeout runs from the end
+// of the last stream, even when the connection had been idle for most of
+// it before a short stream that began and ended between two of its ticks.
+// It used to count from the connection's start then, and sent GOAWAY right
+// after the response.
+func TestServerIdleTimeoutAfterLastStream(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	ts := startServer(t, ServerOptions{Handler: handlerFunc(echoHandler), IdleTimeout: idle})
+	rc := dialRaw(t, ts.addr)
+	waitFor(t, "the connection to idle for 70% of its timeout", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		if len(ts.scs) == 0 {
+			return false
+		}
+		c := &ts.scs[0].c
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.idleTicks >= 7
+	})
+	rc.headers(1, rc.get("/"), true)
+	rc.expect("the response", func(f xh2.Frame) bool { return endsStream(f) })
+	end := time.Now()
+	rc.expectGoAway(ErrCodeNo)
+	// Tolerance: the client sees the response's end a little after the
+	// server ended the stream; one tick (10ms) covers it. The old count
+	// closed about 30ms after the response.
+	if el := time.Since(end); el < idle-idle/10 {
+		t.Fatalf("GOAWAY %v after the last stream ended, want the %v idle timeout", el, idle)
+	}
+}
+
 // TestServerStreamIdleTimeout: a stream whose client never opens its
 // window is reset after StreamIdleTimeout and reports IdleTimedOut; an
 // active stream is not.

@@ -94,6 +94,7 @@ func (c *conn) removeStreamLocked(st *stream, reset bool) {
 	}
 	delete(c.streams, st.id)
 	st.inMap = false
+	c.streamEnded = true
 	c.rememberClosed(st.id, reset)
 	if n := st.recv.Len(); n > 0 && st.err != nil {
 		st.recv.reset()
