@@ -28,22 +28,13 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/server"
 )
 
-// knownDeviations are h2spec cases that fail because of
-// golang.org/x/net/http2's server, which weft-proxy uses for its downstream
-// HTTP/2 codec, and that cannot be fixed from our code: x/net handles these
-// frames before any of our code runs. Each entry says why. The test fails if
-// one of them starts passing, so that the list stays true.
-var knownDeviations = map[string]string{
-	"http2/6.5.3/1": "x/net closes the connection (GOAWAY PROTOCOL_ERROR) on a SETTINGS frame " +
-		"that repeats a setting, a deliberate anti-abuse check (server.go processSettings, " +
-		"\"settings_big_or_dups\"); RFC 9113 §6.5.3 wants repeated values processed in order",
-	"http2/8.1.2.2/1": "x/net answers a request carrying a connection-specific header field with " +
-		"400 Bad Request (checkValidHTTP2RequestHeaders, new400Handler) instead of RST_STREAM " +
-		"PROTOCOL_ERROR; the request is still rejected and never reaches the proxy's filters",
-	"http2/8.1.2.2/2": "x/net answers a request with \"te\" other than \"trailers\" with 400 Bad " +
-		"Request instead of RST_STREAM PROTOCOL_ERROR (as for http2/8.1.2.2/1); the request is " +
-		"still rejected and never reaches the proxy's filters",
-}
+// knownDeviations are h2spec cases weft-proxy's downstream HTTP/2 codec
+// (internal/proxy/codec/http2) is known to fail, each with the reason. The
+// test fails if one of them starts passing, so that the list stays true.
+// It is empty: the three deviations of golang.org/x/net/http2's server
+// (repeated SETTINGS values refused, 400 instead of RST_STREAM for
+// connection-specific fields and for "te") went with it.
+var knownDeviations = map[string]string{}
 
 // autoDeviations are the extra expected failures of a codec_type AUTO
 // listener.

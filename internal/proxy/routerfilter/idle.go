@@ -1,7 +1,6 @@
 package routerfilter
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
@@ -64,39 +63,4 @@ func (rq *request) idleExpired() bool {
 func (rq *request) sendIdleTimeout() {
 	rq.cluster.Stats.RqTimeout.Inc()
 	httpfilter.SendLocalReply(rq.s, 408, "stream timeout", streaminfo.StreamIdleTimeout, "stream_idle_timeout")
-}
-
-// idleTimer cancels an HTTP/2 upstream stream when nothing moved for the
-// idle timeout. It is only created when the idle timeout can fire before
-// the route deadline.
-type idleTimer struct {
-	t   *time.Timer
-	d   time.Duration
-	hit atomic.Bool
-}
-
-func (rq *request) newIdleTimer(cancel func()) *idleTimer {
-	if !rq.idleArmed {
-		return nil
-	}
-	it := &idleTimer{d: rq.idle}
-	it.t = time.AfterFunc(rq.idle, func() {
-		it.hit.Store(true)
-		cancel()
-	})
-	return it
-}
-
-func (it *idleTimer) touch() {
-	if it != nil {
-		it.t.Reset(it.d)
-	}
-}
-
-func (it *idleTimer) fired() bool { return it != nil && it.hit.Load() }
-
-func (it *idleTimer) stop() {
-	if it != nil {
-		it.t.Stop()
-	}
 }

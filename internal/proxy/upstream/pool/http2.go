@@ -1,13 +1,10 @@
 package pool
 
 import (
-	"context"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
+	h2codec "github.com/weftmesh/weft/internal/proxy/codec/http2"
 )
 
 // H2Options are the HTTP/2 settings of a cluster's upstream connections
@@ -17,28 +14,26 @@ type H2Options struct {
 	// server's SETTINGS_MAX_CONCURRENT_STREAMS also applies. 0: no own cap.
 	MaxConcurrentStreams uint32
 	// InitialStreamWindowSize and InitialConnectionWindowSize are the flow
-	// control windows we advertise (Envoy's defaults: 256 MiB; 0 keeps
-	// them).
+	// control windows we advertise (0 keeps the codec's defaults, 4 MiB
+	// and 1 GiB; Envoy's are 256 MiB).
 	InitialStreamWindowSize     uint32
 	InitialConnectionWindowSize uint32
 }
 
 // H2 is the HTTP/2 connection pool of one host: streams are multiplexed
-// over as few connections as the streams limits allow. Safe for concurrent
-// use.
+// over as few connections as the streams limits allow, on weft's own
+// HTTP/2 client (codec/http2). Safe for concurrent use.
 //
 // As Envoy's HTTP/2 pool does, a connection that is still being
 // established counts as capacity: requests that arrive meanwhile wait for
 // it instead of dialing connections of their own, so a burst on a cold pool
-// opens one connection, not one per request. A connection's stream limit is
-// the cluster's max_concurrent_streams, lowered to the server's
-// SETTINGS_MAX_CONCURRENT_STREAMS once known; past it a new connection is
-// opened. Streams attached before the server's SETTINGS arrived wait on
-// the connection (x/net's strict mode) rather than fail.
+// opens one connection, not one per request. A connection is established
+// once the server's SETTINGS arrived, so its stream limit is known: the
+// cluster's max_concurrent_streams, lowered to the server's
+// SETTINGS_MAX_CONCURRENT_STREAMS. Past it a new connection is opened.
 type H2 struct {
 	o   Options
 	opt H2Options
-	t   *http2.Transport
 
 	mu      sync.Mutex
 	conns   []*H2Conn
@@ -59,47 +54,16 @@ type h2Dial struct {
 
 // H2Conn is one pooled HTTP/2 connection.
 type H2Conn struct {
-	*http2.ClientConn
+	*h2codec.ClientConn
 	pool    *H2
 	streams int // in flight or reserved, under pool.mu
 	dead    bool
 	retired bool // shut down by a drain, under pool.mu
-	closed  chan struct{}
-}
-
-// notifyConn tells when the HTTP/2 client connection closes its socket,
-// which it does when the connection ends for any reason.
-type notifyConn struct {
-	net.Conn
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (c *notifyConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { close(c.closed) })
-	return err
 }
 
 // NewH2 returns an empty pool.
 func NewH2(o Options, opt H2Options) *H2 {
-	t1 := &http.Transport{HTTP2: &http.HTTP2Config{
-		MaxReceiveBufferPerConnection: int(opt.InitialConnectionWindowSize),
-		MaxReceiveBufferPerStream:     int(opt.InitialStreamWindowSize),
-	}}
-	t2, err := http2.ConfigureTransports(t1)
-	if err != nil { // only fails when t1 is already configured; it is new
-		t2 = &http2.Transport{}
-	}
-	t2.AllowHTTP = true
-	t2.DisableCompression = true
-	// The pool decides when a connection is full; x/net queues a stream
-	// above the server's limit instead of refusing it.
-	t2.StrictMaxConcurrentStreams = true
-	if o.IdleTimeout > 0 {
-		t2.IdleConnTimeout = o.IdleTimeout
-	}
-	return &H2{o: o, opt: opt, t: t2}
+	return &H2{o: o, opt: opt}
 }
 
 // Acquire reserves a stream on a connection, waiting for the connection
@@ -169,57 +133,65 @@ func (d *h2Dial) wait(deadline time.Time) error {
 func (p *H2) pickLocked() *H2Conn {
 	for i := 0; i < len(p.conns); i++ {
 		c := p.conns[i]
-		st := c.State()
-		if c.dead || st.Closed || st.Closing {
+		if c.dead || !c.CanOpen() {
 			p.removeLocked(i)
 			i--
 			continue
 		}
-		if limit := p.streamLimit(st); limit > 0 && c.streams >= limit {
+		if limit := p.streamLimit(c); limit > 0 && c.streams >= limit {
 			continue
 		}
-		if c.ReserveNewRequest() {
-			c.streams++
-			return c
-		}
+		c.streams++
+		return c
 	}
 	return nil
 }
 
 // streamLimit is a connection's stream limit: the cluster's
-// max_concurrent_streams and the server's SETTINGS_MAX_CONCURRENT_STREAMS
-// (0 until the server's SETTINGS arrived), whichever is lower; 0 means no
-// limit.
-func (p *H2) streamLimit(st http2.ClientConnState) int {
-	limit := int(p.opt.MaxConcurrentStreams)
-	if peer := int(st.MaxConcurrentStreams); peer > 0 && (limit == 0 || peer < limit) {
+// max_concurrent_streams and the server's SETTINGS_MAX_CONCURRENT_STREAMS,
+// whichever is lower; 0 means no limit.
+func (p *H2) streamLimit(c *H2Conn) int {
+	limit := int64(p.opt.MaxConcurrentStreams)
+	if peer := int64(c.PeerMaxConcurrentStreams()); peer < 1<<31 && (limit == 0 || peer < limit) {
 		limit = peer
 	}
-	return limit
+	return int(limit)
 }
 
 // connect dials a new connection (its connection slot is already taken),
-// adds it to the pool and reserves the caller's stream on it.
+// runs the HTTP/2 handshake, adds it to the pool and reserves the caller's
+// stream on it.
 func (p *H2) connect(deadline time.Time) (*H2Conn, error) {
 	nc, err := p.o.dial(deadline)
 	if err != nil {
 		p.o.Breakers.ReleaseConnection()
 		return nil, err
 	}
-	cn := &notifyConn{Conn: nc, closed: make(chan struct{})}
-	cc, err := p.t.NewClientConn(cn)
+	timeout := p.o.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	hd := time.Now().Add(timeout)
+	if !deadline.IsZero() && deadline.Before(hd) {
+		hd = deadline
+	}
+	cc, err := h2codec.NewClientConn(nc, h2codec.ClientOptions{
+		InitialStreamWindowSize:     p.opt.InitialStreamWindowSize,
+		InitialConnectionWindowSize: p.opt.InitialConnectionWindowSize,
+		IdleTimeout:                 p.o.IdleTimeout,
+		HandshakeDeadline:           hd,
+	})
 	if err != nil {
-		cn.Close()
 		p.o.closed()
 		return nil, &ConnectError{Addr: nc.RemoteAddr().String(), Err: err}
 	}
 	p.o.Stats.CxHTTP2Total.Inc()
-	c := &H2Conn{ClientConn: cc, pool: p, streams: 1, closed: cn.closed}
-	cc.ReserveNewRequest()
+	c := &H2Conn{ClientConn: cc, pool: p, streams: 1}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		cc.Close()
+		<-cc.Done()
 		p.o.closed()
 		return nil, ErrClosed
 	}
@@ -231,7 +203,7 @@ func (p *H2) connect(deadline time.Time) (*H2Conn, error) {
 
 // watch releases the connection slot when the connection ends.
 func (c *H2Conn) watch() {
-	<-c.closed
+	<-c.ClientConn.Done()
 	p := c.pool
 	p.mu.Lock()
 	for i, x := range p.conns {
@@ -264,9 +236,12 @@ const drainBound = 5 * time.Minute
 // shutdown closes the connection gracefully: no new stream, GOAWAY and
 // close once its streams are done (or after drainBound).
 func (c *H2Conn) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), drainBound)
-	defer cancel()
-	if err := c.Shutdown(ctx); err != nil {
+	c.Shutdown()
+	t := time.NewTimer(drainBound)
+	defer t.Stop()
+	select {
+	case <-c.ClientConn.Done():
+	case <-t.C:
 		c.Close()
 	}
 }
@@ -296,7 +271,6 @@ func (c *H2Conn) MarkDead() {
 	c.pool.mu.Lock()
 	c.dead = true
 	c.pool.mu.Unlock()
-	c.SetDoNotReuse()
 }
 
 func (p *H2) removeLocked(i int) {
@@ -305,7 +279,8 @@ func (p *H2) removeLocked(i int) {
 	p.conns = p.conns[:len(p.conns)-1]
 }
 
-// Close closes every connection gracefully.
+// Close closes every connection at once; streams in flight on them fail.
+// Drain is the graceful way.
 func (p *H2) Close() {
 	p.mu.Lock()
 	p.closed = true
