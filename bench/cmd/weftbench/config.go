@@ -158,7 +158,7 @@ func (c config) selectProxies(list string) (proxies, skipped []string, err error
 // PATH (installed from Debian by run.sh).
 func (c config) binary(name string) (string, error) {
 	switch name {
-	case harness.WeftProxy:
+	case harness.WeftProxy, harness.WeftProxyHop, harness.WeftProxyMTLS:
 		p := filepath.Join(c.binDir, "weft-proxy")
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("no %s: build it with `go build -o %s ./cmd/weft-proxy`", p, p)
@@ -171,13 +171,13 @@ func (c config) binary(name string) (string, error) {
 		}
 		return p, nil
 	default:
-		return "", fmt.Errorf("unknown proxy %q (known: %s)", name, strings.Join(harness.AllProxies, ", "))
+		return "", fmt.Errorf("unknown proxy %q (known: %s)", name, strings.Join(append(harness.AllProxies, harness.HopProxies...), ", "))
 	}
 }
 
 func (c config) harnessOptions(stamp time.Time) harness.Options {
 	bins := map[string]string{}
-	for _, name := range harness.AllProxies {
+	for _, name := range append(harness.AllProxies, harness.HopProxies...) {
 		if p, err := c.binary(name); err == nil {
 			bins[name] = p
 		}
@@ -223,7 +223,7 @@ func (c config) meta(stamp time.Time, o harness.Options) report.Meta {
 	if b := o.Binaries[harness.HAProxy]; b != "" {
 		v["haproxy"] = firstFields(strings.TrimPrefix(harness.ToolVersion(b, "-v"), "HAProxy version "), 1)
 	}
-	if slices.Contains(o.Proxies, harness.WeftProxy) {
+	if slices.ContainsFunc(o.Proxies, harness.IsWeft) {
 		v["weft-proxy"] = gitVersion()
 	}
 	return report.Meta{

@@ -49,7 +49,7 @@ func run() error {
 	if len(res.Measurements) == 0 {
 		return errors.Join(runErr, failures(res.Failures))
 	}
-	targets := append([]string{report.Direct}, harness.AllProxies...)
+	targets := append([]string{report.Direct}, opts.Proxies...)
 	doc := report.Document{Meta: meta, Measurements: res.Measurements, Failures: res.Failures,
 		Rows: report.Summarize(res.Measurements, opts.Protocols, targets)}
 	if runErr != nil {

@@ -62,7 +62,7 @@ func (o Options) validate() error {
 	}
 	for _, p := range o.Proxies {
 		if _, ok := kinds[p]; !ok {
-			return fmt.Errorf("unknown proxy %q (known: %v)", p, AllProxies)
+			return fmt.Errorf("unknown proxy %q (known: %v and %v)", p, AllProxies, HopProxies)
 		}
 		if o.Binaries[p] == "" {
 			return fmt.Errorf("no binary for proxy %q", p)

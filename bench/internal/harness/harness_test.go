@@ -318,3 +318,36 @@ func TestWeftProxyCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestHopConfigsValidate renders the weft-proxy hop configs (plaintext and
+// mTLS with generated SPIFFE certificates) and has weft-proxy, built from
+// this checkout, validate them.
+func TestHopConfigsValidate(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "weft-proxy")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/weft-proxy")
+	build.Dir = filepath.Join("..", "..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building weft-proxy: %v\n%s", err, out)
+	}
+	certs := filepath.Join(t.TempDir(), "certs")
+	if err := writeMeshCerts(certs); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range HopProxies {
+		for _, grpc := range []bool{false, true} {
+			dir := t.TempDir()
+			d := ConfigData{Dir: dir, Port: 9000, AdminPort: 9001, HopPort: 9002, UpstreamPort: 9100, GRPC: grpc}
+			if name == WeftProxyMTLS {
+				d.CertDir = certs
+			}
+			k := kinds[name]
+			cfg := filepath.Join(dir, k.config)
+			if err := Render(templatesDir, k.template, cfg, d); err != nil {
+				t.Fatal(err)
+			}
+			if err := checkConfig(k, bin, cfg, d); err != nil {
+				t.Errorf("%s grpc=%v: %v", name, grpc, err)
+			}
+		}
+	}
+}

@@ -176,8 +176,19 @@ func (b *bench) startProxy(ctx context.Context, c cell, dir string) (*supervise.
 		return nil, 0, err
 	}
 	d := ConfigData{Dir: dir, Port: port, UpstreamPort: c.up.port, GRPC: c.proto == loadgen.GRPC}
-	if c.target == WeftProxy {
+	if IsWeft(c.target) {
 		if d.AdminPort, err = freePort(); err != nil {
+			return nil, 0, err
+		}
+	}
+	if c.target == WeftProxyHop || c.target == WeftProxyMTLS {
+		if d.HopPort, err = freePort(); err != nil {
+			return nil, 0, err
+		}
+	}
+	if c.target == WeftProxyMTLS {
+		d.CertDir = filepath.Join(b.opts.RunDir, "certs")
+		if err := writeMeshCerts(d.CertDir); err != nil {
 			return nil, 0, err
 		}
 	}

@@ -17,10 +17,26 @@ const (
 	Nginx     = "nginx"
 	HAProxy   = "haproxy"
 	WeftProxy = "weft-proxy"
+	// WeftProxyHop and WeftProxyMTLS are one weft-proxy process serving a
+	// sidecar-to-sidecar hop: a front listener forwards to a second
+	// listener of the same process (the "server sidecar"), which forwards
+	// to the upstream — in plaintext, or over mutual TLS with SPIFFE
+	// certificates as between Istio sidecars. Their difference is what mTLS
+	// costs one hop (client and server side). Run them with --only.
+	WeftProxyHop  = "weft-proxy-hop"
+	WeftProxyMTLS = "weft-proxy-mtls"
 )
 
-// AllProxies is every proxy in report order.
+// AllProxies is every proxy in report order (what runs by default).
 var AllProxies = []string{Nginx, HAProxy, WeftProxy}
+
+// HopProxies are the mTLS-cost targets, run only when named.
+var HopProxies = []string{WeftProxyHop, WeftProxyMTLS}
+
+// IsWeft reports whether target runs the weft-proxy binary.
+func IsWeft(target string) bool {
+	return target == WeftProxy || target == WeftProxyHop || target == WeftProxyMTLS
+}
 
 // ConfigData fills a config template.
 type ConfigData struct {
@@ -30,6 +46,8 @@ type ConfigData struct {
 	UpstreamPort int    // upstream port on 127.0.0.1
 	GRPC         bool   // gRPC over h2c rather than HTTP/1.1
 	DocRoot      string // upstream nginx only: directory served
+	HopPort      int    // weft-proxy-hop/-mtls: the second ("server sidecar") listener
+	CertDir      string // weft-proxy-mtls: ca.pem, client(-key).pem, server(-key).pem
 }
 
 // proxyKind says how to configure, check and run one proxy.
@@ -64,8 +82,15 @@ var kinds = map[string]proxyKind{
 			return bin, []string{"-c", "-f", cfg}
 		},
 	},
-	WeftProxy: {
-		name: WeftProxy, template: "weft-proxy.yaml.tmpl", config: "weft-proxy.yaml",
+	WeftProxy:     weftKind(WeftProxy, "weft-proxy.yaml.tmpl"),
+	WeftProxyHop:  weftKind(WeftProxyHop, "weft-proxy-hop.yaml.tmpl"),
+	WeftProxyMTLS: weftKind(WeftProxyMTLS, "weft-proxy-hop.yaml.tmpl"),
+}
+
+// weftKind runs weft-proxy with the bootstrap template tmpl.
+func weftKind(name, tmpl string) proxyKind {
+	return proxyKind{
+		name: name, template: tmpl, config: "weft-proxy.yaml",
 		command: func(bin, cfg string, _ ConfigData) (string, []string, []string) {
 			args := []string{"-c", cfg}
 			help := helpText(bin)
@@ -82,7 +107,7 @@ var kinds = map[string]proxyKind{
 		check: func(bin, cfg string, _ ConfigData) (string, []string) {
 			return bin, []string{"--mode", "validate", "-c", cfg}
 		},
-	},
+	}
 }
 
 // nginxArgs runs nginx on cfg with its prefix and early error log in the
