@@ -1,8 +1,9 @@
 // Command weft-control is weft's control plane: it reads Istio
 // configuration from a directory (VirtualService, DestinationRule, Gateway,
-// ServiceEntry, WorkloadEntry, Sidecar), keeps the last good version of
-// every object, and serves Envoy xDS v3 over ADS to weft-proxy, Envoy and
-// proxyless gRPC clients.
+// ServiceEntry, WorkloadEntry, Sidecar, PeerAuthentication,
+// AuthorizationPolicy, RequestAuthentication), keeps the last good version
+// of every object, serves Envoy xDS v3 over ADS to weft-proxy, Envoy and
+// proxyless gRPC clients, and runs the mesh CA.
 //
 // It is also the mesh's certificate authority: on --secure-address
 // (default 127.0.0.1:15012, Istio's port) it serves Istio's
