@@ -170,7 +170,7 @@ func TestPolicyMatrix(t *testing.T) {
 func TestCompileErrors(t *testing.T) {
 	for _, tc := range []struct{ js, want string }{
 		{`{"policies": {"p": {"permissions": [{"urlPath": {"path": {"safeRegex": {"regex": "("}}}}], "principals": [{"any": true}]}}}`,
-			`policies["p"].permissions[0].url_path.path.safe_regex.regex: error parsing regexp`},
+			`policies["p"].permissions[0].url_path.path.safe_regex.regex: invalid RE2: error parsing regexp`},
 		{`{"policies": {"p": {"permissions": [{"any": true}], "principals": [{"andIds": {"ids": [{"filterState": {"key": "k", "stringMatch": {"exact": "v"}}}]}}]}}}`,
 			`policies["p"].principals[0].and_ids.ids[0]: principal *rbacv3.Principal_FilterState is not supported by weft-proxy`},
 		{`{"policies": {"p": {"permissions": [{"any": true}], "principals": [{"any": true}], "condition": {"constExpr": {"boolValue": true}}}}}`,

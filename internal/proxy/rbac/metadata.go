@@ -5,6 +5,8 @@ import (
 
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	strmatch "github.com/weftmesh/weft/internal/proxy/matcher"
 )
 
 // metadataMatcher is Envoy's MetadataMatcher over the stream's dynamic
@@ -59,7 +61,7 @@ const (
 // valueMatcher is a compiled envoy.type.matcher.v3.ValueMatcher.
 type valueMatcher struct {
 	kind       valueKind
-	str        strMatcher
+	str        strmatch.String
 	b          bool
 	exact      *float64
 	start, end float64
@@ -157,7 +159,7 @@ func (m *valueMatcher) match(v *structpb.Value) bool {
 		return n.NumberValue >= m.start && n.NumberValue < m.end
 	case valueString:
 		s, ok := v.GetKind().(*structpb.Value_StringValue)
-		return ok && m.str.matchString(s.StringValue)
+		return ok && m.str.MatchString(s.StringValue)
 	case valueBool:
 		b, ok := v.GetKind().(*structpb.Value_BoolValue)
 		return ok && b.BoolValue == m.b

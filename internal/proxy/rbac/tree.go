@@ -7,6 +7,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	strmatch "github.com/weftmesh/weft/internal/proxy/matcher"
 )
 
 // matcher is one compiled permission or principal.
@@ -79,25 +81,25 @@ func (m portRange) match(a *Attributes) bool {
 	return p >= m.lo && p < m.hi
 }
 
-type sniMatcher struct{ s strMatcher }
+type sniMatcher struct{ s strmatch.String }
 
-func (m *sniMatcher) match(a *Attributes) bool { return m.s.matchString(a.serverName()) }
+func (m *sniMatcher) match(a *Attributes) bool { return m.s.MatchString(a.serverName()) }
 
 // pathMatcher matches the request path without query and fragment.
-type pathMatcher struct{ s strMatcher }
+type pathMatcher struct{ s strmatch.String }
 
 func (m *pathMatcher) match(a *Attributes) bool {
 	if a.Req == nil || a.Req.Path == nil {
 		return false
 	}
-	return m.s.matchBytes(a.Req.PathOnly())
+	return m.s.Match(a.Req.PathOnly())
 }
 
 // authMatcher is Envoy's Authenticated: the connection is TLS with a peer
 // certificate; with principal_name, one of its URI SANs, else one of its
 // DNS SANs, else its subject matches.
 type authMatcher struct {
-	name *strMatcher
+	name *strmatch.String
 }
 
 func (m *authMatcher) match(a *Attributes) bool {
@@ -109,16 +111,16 @@ func (m *authMatcher) match(a *Attributes) bool {
 	}
 	n := a.peerNamesOf()
 	for _, u := range n.uris {
-		if m.name.matchString(u) {
+		if m.name.MatchString(u) {
 			return true
 		}
 	}
 	for _, d := range n.dns {
-		if m.name.matchString(d) {
+		if m.name.MatchString(d) {
 			return true
 		}
 	}
-	return m.name.matchString(n.subject)
+	return m.name.MatchString(n.subject)
 }
 
 // compilePermission compiles a Permission; errors start with the field.

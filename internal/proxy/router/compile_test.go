@@ -121,6 +121,18 @@ virtual_hosts:
 virtual_hosts:
 - {name: v, domains: ["*"], routes: [{match: {path_separated_prefix: "/api/"}, route: {cluster: c}}]}`,
 			"virtual_hosts[0].routes[0].match.path_separated_prefix", "must not end with '/'"},
+		{"header string_match invalid regex", `
+virtual_hosts:
+- {name: v, domains: ["*"], routes: [{match: {prefix: "/", headers: [{name: x, string_match: {safe_regex: {regex: "a)|(b"}}}]}, route: {cluster: c}}]}`,
+			"virtual_hosts[0].routes[0].match.headers[0].string_match.safe_regex.regex", "invalid RE2: error parsing regexp: unexpected ): `a)|(b`"},
+		{"header safe_regex_match invalid regex", `
+virtual_hosts:
+- {name: v, domains: ["*"], routes: [{match: {prefix: "/", headers: [{name: x, safe_regex_match: {regex: "(["}}]}, route: {cluster: c}}]}`,
+			"virtual_hosts[0].routes[0].match.headers[0].safe_regex_match.regex", "invalid RE2"},
+		{"query string_match google_re2", `
+virtual_hosts:
+- {name: v, domains: ["*"], routes: [{match: {prefix: "/", query_parameters: [{name: q, string_match: {safe_regex: {google_re2: {max_program_size: 1}, regex: "a"}}}]}, route: {cluster: c}}]}`,
+			"virtual_hosts[0].routes[0].match.query_parameters[0].string_match.safe_regex.google_re2.max_program_size", "not supported"},
 		{"pgv: direct response status", `
 virtual_hosts:
 - {name: v, domains: ["*"], routes: [{match: {prefix: "/"}, direct_response: {status: 700}}]}`,

@@ -6,8 +6,10 @@ import (
 	"regexp"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/headers"
+	"github.com/weftmesh/weft/internal/proxy/matcher"
 )
 
 type pathKind uint8
@@ -189,7 +191,7 @@ type headerMatcher struct {
 	name              string
 	kind              headerKind
 	present           bool
-	sm                stringMatcher
+	sm                matcher.String
 	rangeStart        int64
 	rangeEnd          int64
 	invert            bool
@@ -216,20 +218,23 @@ func compileHeaderMatcher(hm *routev3.HeaderMatcher, path string) (headerMatcher
 		h.kind, h.present = hdrPresent, s.PresentMatch
 	case *routev3.HeaderMatcher_ExactMatch:
 		// Envoy's HeaderDataExactMatch: an empty expected value matches any value.
-		h.kind, h.sm = hdrString, stringMatcher{kind: strExact, value: []byte(s.ExactMatch)}
+		h.kind = hdrString
+		h.sm, err = compileStringMatcher(&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s.ExactMatch}}, path)
 		if s.ExactMatch == "" {
 			h.kind = hdrAny
 		}
 	case *routev3.HeaderMatcher_PrefixMatch:
-		h.kind, h.sm = hdrString, stringMatcher{kind: strPrefix, value: []byte(s.PrefixMatch)}
+		h.kind = hdrString
+		h.sm, err = compileStringMatcher(&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: s.PrefixMatch}}, path)
 	case *routev3.HeaderMatcher_SuffixMatch:
-		h.kind, h.sm = hdrString, stringMatcher{kind: strSuffix, value: []byte(s.SuffixMatch)}
+		h.kind = hdrString
+		h.sm, err = compileStringMatcher(&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Suffix{Suffix: s.SuffixMatch}}, path)
 	case *routev3.HeaderMatcher_ContainsMatch:
-		h.kind, h.sm = hdrString, stringMatcher{kind: strContains, value: []byte(s.ContainsMatch)}
+		h.kind = hdrString
+		h.sm, err = compileStringMatcher(&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Contains{Contains: s.ContainsMatch}}, path)
 	case *routev3.HeaderMatcher_SafeRegexMatch:
 		h.kind = hdrString
-		h.sm.kind = strRegex
-		h.sm.re, err = compileFullRegex(s.SafeRegexMatch, field(path, "safe_regex_match"))
+		h.sm, err = compileRegexMatcher(s.SafeRegexMatch, field(path, "safe_regex_match"))
 	case *routev3.HeaderMatcher_StringMatch:
 		h.kind = hdrString
 		h.sm, err = compileStringMatcher(s.StringMatch, field(path, "string_match"))
@@ -268,7 +273,7 @@ func (h *headerMatcher) matches(req *headers.Request, t *Table) bool {
 	case hdrAny:
 		r = true
 	case hdrString:
-		r = h.sm.match(v)
+		r = h.sm.Match(v)
 	case hdrRange:
 		n, ok := parseInt64(v)
 		r = ok && n >= h.rangeStart && n < h.rangeEnd
@@ -347,7 +352,7 @@ func parseInt64(b []byte) (int64, bool) {
 type queryMatcher struct {
 	name    []byte
 	present bool // present_match or no specifier: presence is enough
-	sm      stringMatcher
+	sm      matcher.String
 }
 
 func compileQueryMatcher(qm *routev3.QueryParameterMatcher, path string) (queryMatcher, error) {
@@ -378,7 +383,7 @@ func (q *queryMatcher) matches(query []byte) bool {
 	if !ok {
 		return false
 	}
-	return q.present || q.sm.match(v)
+	return q.present || q.sm.Match(v)
 }
 
 func firstQueryValue(query, name []byte) ([]byte, bool) {

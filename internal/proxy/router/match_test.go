@@ -14,6 +14,7 @@ virtual_hosts:
   - {name: exact-ci, match: {path: "/Exact-CI", case_sensitive: false}, direct_response: {status: 200}}
   - {name: sep, match: {path_separated_prefix: "/api"}, direct_response: {status: 200}}
   - {name: regex, match: {safe_regex: {regex: "/items/[0-9]+"}}, direct_response: {status: 200}}
+  - {name: quoted, match: {safe_regex: {regex: "/q\\Q+"}}, direct_response: {status: 200}}
   - {name: prefix-ci, match: {prefix: "/CI/", case_sensitive: false}, direct_response: {status: 200}}
   - {name: prefix, match: {prefix: "/p"}, direct_response: {status: 200}}
   - {name: root, match: {prefix: "/"}, direct_response: {status: 200}}
@@ -35,6 +36,8 @@ virtual_hosts:
 		{"/items/42?x=1", "regex"}, // regex sees the path without query
 		{"/items/42/x", "root"},    // full match only
 		{"/items/", "root"},
+		{"/q+", "quoted"}, // \Q quotes to the end; the anchors stay outside
+		{"/q++", "root"},
 		{"/ci/x", "prefix-ci"},
 		{"/Ci/X", "prefix-ci"},
 		{"/p", "prefix"},

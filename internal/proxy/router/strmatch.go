@@ -1,105 +1,67 @@
 package router
 
 import (
-	"bytes"
+	"errors"
 	"regexp"
 
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/matcher"
 )
 
-type strKind uint8
-
-const (
-	strExact strKind = iota
-	strPrefix
-	strSuffix
-	strContains
-	strRegex
-)
-
-// stringMatcher is a compiled envoy.type.matcher.v3.StringMatcher.
-// ignore_case is ASCII case folding as Envoy's absl helpers do; it has no
-// effect on safe_regex, as the Envoy API documents.
-type stringMatcher struct {
-	kind       strKind
-	value      []byte // lower-cased when ignoreCase
-	ignoreCase bool
-	re         *regexp.Regexp // full-match form for strRegex
-}
-
-func compileStringMatcher(m *matcherv3.StringMatcher, path string) (stringMatcher, error) {
+// compileStringMatcher compiles an envoy.type.matcher.v3.StringMatcher at
+// path with the shared matcher package (Envoy's StringMatcherImpl semantics),
+// after rejecting the fields weft-proxy does not implement.
+func compileStringMatcher(m *matcherv3.StringMatcher, path string) (matcher.String, error) {
 	if m == nil {
-		return stringMatcher{}, errAt(path, "string matcher is required")
+		return matcher.String{}, errAt(path, "string matcher is required")
 	}
 	if err := checkFields(m, path, "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
-		return stringMatcher{}, err
+		return matcher.String{}, err
 	}
-	sm := stringMatcher{ignoreCase: m.GetIgnoreCase()}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		sm.kind, sm.value = strExact, []byte(p.Exact)
-	case *matcherv3.StringMatcher_Prefix:
-		sm.kind, sm.value = strPrefix, []byte(p.Prefix)
-	case *matcherv3.StringMatcher_Suffix:
-		sm.kind, sm.value = strSuffix, []byte(p.Suffix)
-	case *matcherv3.StringMatcher_Contains:
-		sm.kind, sm.value = strContains, []byte(p.Contains)
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := compileFullRegex(p.SafeRegex, field(path, "safe_regex"))
-		if err != nil {
-			return stringMatcher{}, err
+	if p, ok := m.GetMatchPattern().(*matcherv3.StringMatcher_SafeRegex); ok {
+		if err := checkRegex(p.SafeRegex, field(path, "safe_regex")); err != nil {
+			return matcher.String{}, err
 		}
-		sm.kind, sm.re, sm.ignoreCase = strRegex, re, false
-	default:
-		return stringMatcher{}, errAt(path, "one of exact, prefix, suffix, contains or safe_regex is required")
 	}
-	if sm.ignoreCase {
-		sm.value = bytes.ToLower(sm.value)
+	sm, err := matcher.Compile(m)
+	if err != nil {
+		return matcher.String{}, matcherErrAt(path, err)
 	}
 	return sm, nil
 }
 
-func (m *stringMatcher) match(v []byte) bool {
-	switch m.kind {
-	case strExact:
-		if m.ignoreCase {
-			return len(v) == len(m.value) && hasPrefixFold(v, m.value)
-		}
-		return bytes.Equal(v, m.value)
-	case strPrefix:
-		if m.ignoreCase {
-			return hasPrefixFold(v, m.value)
-		}
-		return bytes.HasPrefix(v, m.value)
-	case strSuffix:
-		if m.ignoreCase {
-			return len(v) >= len(m.value) && hasPrefixFold(v[len(v)-len(m.value):], m.value)
-		}
-		return bytes.HasSuffix(v, m.value)
-	case strContains:
-		if m.ignoreCase {
-			return containsFold(v, m.value)
-		}
-		return bytes.Contains(v, m.value)
-	case strRegex:
-		return m.re.Match(v)
+// compileRegexMatcher compiles a RegexMatcher at path into a whole-value
+// matcher (HeaderMatcher.safe_regex_match).
+func compileRegexMatcher(m *matcherv3.RegexMatcher, path string) (matcher.String, error) {
+	if err := checkRegex(m, path); err != nil {
+		return matcher.String{}, err
 	}
-	return false
+	sm, err := matcher.CompileRegex(m)
+	if err != nil {
+		return matcher.String{}, matcherErrAt(path, err)
+	}
+	return sm, nil
+}
+
+// matcherErrAt turns a matcher.Error (its field relative to the matcher)
+// into a ConfigError below path.
+func matcherErrAt(path string, err error) error {
+	var e *matcher.Error
+	if !errors.As(err, &e) {
+		return &ConfigError{Path: path, Err: err}
+	}
+	if e.Field != "" {
+		path = field(path, e.Field)
+	}
+	return &ConfigError{Path: path, Err: e.Err}
 }
 
 // compileRegex compiles an envoy.type.matcher.v3.RegexMatcher. Go's regexp
 // package implements RE2 syntax and semantics, which is what Envoy's
 // google_re2 engine accepts.
 func compileRegex(m *matcherv3.RegexMatcher, path string) (*regexp.Regexp, error) {
-	if m == nil {
-		return nil, errAt(path, "regex matcher is required")
-	}
-	if err := checkFields(m, path, "regex", "google_re2"); err != nil {
-		return nil, err
-	}
-	// google_re2 is deprecated and selects the only engine there is; only its
-	// max_program_size knob (also deprecated) is refused.
-	if err := checkFields(m.GetGoogleRe2(), field(path, "google_re2")); err != nil {
+	if err := checkRegex(m, path); err != nil {
 		return nil, err
 	}
 	re, err := regexp.Compile(m.GetRegex())
@@ -109,14 +71,31 @@ func compileRegex(m *matcherv3.RegexMatcher, path string) (*regexp.Regexp, error
 	return re, nil
 }
 
+// checkRegex rejects a missing RegexMatcher and the fields weft-proxy does
+// not implement.
+func checkRegex(m *matcherv3.RegexMatcher, path string) error {
+	if m == nil {
+		return errAt(path, "regex matcher is required")
+	}
+	if err := checkFields(m, path, "regex", "google_re2"); err != nil {
+		return err
+	}
+	// google_re2 is deprecated and selects the only engine there is; only its
+	// max_program_size knob (also deprecated) is refused.
+	return checkFields(m.GetGoogleRe2(), field(path, "google_re2"))
+}
+
 // compileFullRegex is compileRegex anchored at both ends: Envoy's safe_regex
 // matchers require the whole value to match.
 func compileFullRegex(m *matcherv3.RegexMatcher, path string) (*regexp.Regexp, error) {
-	re, err := compileRegex(m, path)
-	if err != nil {
+	if err := checkRegex(m, path); err != nil {
 		return nil, err
 	}
-	return regexp.MustCompile(`^(?:` + re.String() + `)$`), nil
+	re, err := matcher.FullRegex(m.GetRegex())
+	if err != nil {
+		return nil, &ConfigError{Path: field(path, "regex"), Err: err}
+	}
+	return re, nil
 }
 
 // rewriteTemplate converts an RE2 rewrite string (\0..\9 name capture groups,
@@ -175,14 +154,4 @@ func hasPrefixFold(v, lowerPrefix []byte) bool {
 		}
 	}
 	return true
-}
-
-// containsFold reports whether v contains lowerSub ignoring ASCII case.
-func containsFold(v, lowerSub []byte) bool {
-	for i := 0; i+len(lowerSub) <= len(v); i++ {
-		if hasPrefixFold(v[i:], lowerSub) {
-			return true
-		}
-	}
-	return false
 }

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"strings"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/matcher"
 )
 
 // Validation is a compiled CertificateValidationContext.
@@ -37,7 +38,10 @@ const (
 // SANMatcher is one compiled SubjectAltNameMatcher.
 type SANMatcher struct {
 	Type    SANType
-	Matcher StringMatcher
+	Matcher matcher.String
+	// wildcard matches what follows "*" in a wildcard DNS SAN; nil unless
+	// Matcher is exact and its value has a first label.
+	wildcard *matcher.String
 }
 
 // compileValidation compiles the supported fields of a validation context.
@@ -54,10 +58,6 @@ func compileValidation(cvc *tlsv3.CertificateValidationContext) (*Validation, er
 		}
 	}
 	for i, m := range cvc.GetMatchTypedSubjectAltNames() {
-		sm, err := compileStringMatcher(m.GetMatcher())
-		if err != nil {
-			return nil, fmt.Errorf("match_typed_subject_alt_names[%d].matcher: %w", i, err)
-		}
 		var t SANType
 		switch m.GetSanType() {
 		case tlsv3.SubjectAltNameMatcher_DNS:
@@ -71,14 +71,18 @@ func compileValidation(cvc *tlsv3.CertificateValidationContext) (*Validation, er
 		default:
 			return nil, fmt.Errorf("match_typed_subject_alt_names[%d].san_type: %s is not supported (DNS, URI, EMAIL, IP_ADDRESS)", i, m.GetSanType())
 		}
-		v.SANs = append(v.SANs, SANMatcher{Type: t, Matcher: sm})
+		sm, err := compileSANMatcher(t, m.GetMatcher())
+		if err != nil {
+			return nil, fmt.Errorf("match_typed_subject_alt_names[%d].matcher: %w", i, err)
+		}
+		v.SANs = append(v.SANs, sm)
 	}
 	for i, m := range cvc.GetMatchSubjectAltNames() { //nolint:staticcheck // deprecated, Istio still emits it
-		sm, err := compileStringMatcher(m)
+		sm, err := compileSANMatcher(SANAny, m)
 		if err != nil {
 			return nil, fmt.Errorf("match_subject_alt_names[%d]: %w", i, err)
 		}
-		v.SANs = append(v.SANs, SANMatcher{Type: SANAny, Matcher: sm})
+		v.SANs = append(v.SANs, sm)
 	}
 	return v, nil
 }
@@ -138,28 +142,28 @@ func (v *Validation) matchSAN(leaf *x509.Certificate) bool {
 func (m *SANMatcher) Match(leaf *x509.Certificate) bool {
 	if m.Type == SANAny || m.Type == SANDNS {
 		for _, d := range leaf.DNSNames {
-			if m.Matcher.matchDNS(d) {
+			if m.matchDNS(d) {
 				return true
 			}
 		}
 	}
 	if m.Type == SANAny || m.Type == SANURI {
 		for _, u := range leaf.URIs {
-			if m.Matcher.Match(u.String()) {
+			if m.Matcher.MatchString(u.String()) {
 				return true
 			}
 		}
 	}
 	if m.Type == SANAny || m.Type == SANEmail {
 		for _, e := range leaf.EmailAddresses {
-			if m.Matcher.Match(e) {
+			if m.Matcher.MatchString(e) {
 				return true
 			}
 		}
 	}
 	if m.Type == SANAny || m.Type == SANIP {
 		for _, ip := range leaf.IPAddresses {
-			if m.Matcher.Match(ipString(ip)) {
+			if m.Matcher.MatchString(ipString(ip)) {
 				return true
 			}
 		}
@@ -174,85 +178,36 @@ func ipString(ip net.IP) string {
 	return ip.String()
 }
 
-type strKind uint8
-
-const (
-	strExact strKind = iota
-	strPrefix
-	strSuffix
-	strContains
-	strRegex
-)
-
-// StringMatcher is a compiled envoy.type.matcher.v3.StringMatcher.
-type StringMatcher struct {
-	kind       strKind
-	value      string
-	ignoreCase bool
-	re         *regexp.Regexp
-}
-
-func compileStringMatcher(m *matcherv3.StringMatcher) (StringMatcher, error) {
-	sm := StringMatcher{ignoreCase: m.GetIgnoreCase()}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		sm.kind, sm.value = strExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		sm.kind, sm.value = strPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		sm.kind, sm.value = strSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		sm.kind, sm.value = strContains, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
-		if err != nil {
-			return sm, fmt.Errorf("safe_regex.regex: %w", err)
+// compileSANMatcher compiles one SAN matcher. As Envoy's StringSanMatcher
+// does for DNS SANs, an exact matcher also matches a wildcard SAN
+// ("*.example.com" matches "api.example.com", one label only, ASCII case
+// ignored); the part after the first label is compiled for that.
+func compileSANMatcher(t SANType, m *matcherv3.StringMatcher) (SANMatcher, error) {
+	sm, err := matcher.Compile(m)
+	if err != nil {
+		return SANMatcher{}, err
+	}
+	out := SANMatcher{Type: t, Matcher: sm}
+	if _, ok := m.GetMatchPattern().(*matcherv3.StringMatcher_Exact); ok && (t == SANAny || t == SANDNS) {
+		v := m.GetExact()
+		if i := strings.IndexByte(v, '.'); i > 0 {
+			w, err := matcher.Compile(&matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: v[i:]}, IgnoreCase: true,
+			})
+			if err != nil {
+				return SANMatcher{}, err
+			}
+			out.wildcard = &w
 		}
-		sm.kind, sm.re, sm.ignoreCase = strRegex, re, false
-	default:
-		return sm, errors.New("one of exact, prefix, suffix, contains or safe_regex is required")
 	}
-	if sm.ignoreCase {
-		sm.value = strings.ToLower(sm.value)
-	}
-	return sm, nil
+	return out, nil
 }
 
-// Match applies the matcher to s (ignore_case folds ASCII case; it does
-// not apply to safe_regex, as the Envoy API documents).
-func (m *StringMatcher) Match(s string) bool {
-	if m.ignoreCase {
-		s = strings.ToLower(s)
-	}
-	switch m.kind {
-	case strExact:
-		return s == m.value
-	case strPrefix:
-		return strings.HasPrefix(s, m.value)
-	case strSuffix:
-		return strings.HasSuffix(s, m.value)
-	case strContains:
-		return strings.Contains(s, m.value)
-	case strRegex:
-		return m.re.MatchString(s)
-	}
-	return false
-}
-
-// matchDNS matches a DNS SAN. As Envoy's DNS SAN matching does, an exact
-// matcher also matches a wildcard SAN ("*.example.com" matches
-// "api.example.com", one label only).
-func (m *StringMatcher) matchDNS(san string) bool {
-	if m.Match(san) {
+// matchDNS matches a DNS SAN: the matcher, or a wildcard SAN against an
+// exact matcher's value (see compileSANMatcher).
+func (m *SANMatcher) matchDNS(san string) bool {
+	if m.Matcher.MatchString(san) {
 		return true
 	}
-	if m.kind != strExact || !strings.HasPrefix(san, "*.") {
-		return false
-	}
-	v := m.value
-	i := strings.IndexByte(v, '.')
-	if i <= 0 {
-		return false
-	}
-	return strings.EqualFold(v[i:], san[1:])
+	return m.wildcard != nil && strings.HasPrefix(san, "*.") && m.wildcard.MatchString(san[1:])
 }
