@@ -56,7 +56,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 	rules := map[protoreflect.FullName]msgRule{}
 	for _, part := range []map[protoreflect.FullName]msgRule{
 		bootstrapRules(), listenerRules(), hcmRules(), routeRules(),
-		matcherRules(), clusterRules(), coreRules(), tlsRules(), rbacRules(),
+		matcherRules(), clusterRules(), coreRules(), tlsRules(), rbacRules(), jwtRules(),
 	} {
 		for name, rule := range part {
 			rules[name] = rule
@@ -157,7 +157,7 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 		"envoy.extensions.filters.network.http_connection_manager.v3.Rds": fields("config_source", "route_config_name"),
 		"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": {
 			"name":         field(),
-			"typed_config": anyOf(routerType, rbacHTTPType),
+			"typed_config": anyOf(routerType, rbacHTTPType, jwtAuthnType),
 		},
 		hcmType + ".UpgradeConfig": {
 			"upgrade_type": {Check: checkUpgradeType},

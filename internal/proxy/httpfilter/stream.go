@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/weftmesh/weft/internal/proxy/headers"
 	"github.com/weftmesh/weft/internal/proxy/network"
 	"github.com/weftmesh/weft/internal/proxy/router"
@@ -87,6 +89,12 @@ type Stream struct {
 	CloseConnection bool
 	// SuppressEnvoyHeaders is the router's suppress_envoy_headers.
 	SuppressEnvoyHeaders bool
+	// Metadata is the stream's dynamic metadata by filter name (Envoy's
+	// dynamic metadata): filters such as envoy.filters.http.jwt_authn
+	// write it, later filters (RBAC) read it. nil when none; a filter
+	// that writes it replaces the map or its own key, never another
+	// filter's values.
+	Metadata map[string]*structpb.Struct
 }
 
 // Reset clears the stream for reuse.
@@ -102,4 +110,5 @@ func (s *Stream) Reset() {
 	s.Conn = nil
 	s.Route, s.VirtualHost = nil, nil
 	s.GRPC, s.CloseConnection, s.SuppressEnvoyHeaders = false, false, false
+	s.Metadata = nil
 }

@@ -62,7 +62,7 @@ func NewHTTP(cfg *rbachttpv3.RBAC, scope *stats.Scope) (*HTTPFilter, error) {
 // RBAC denials).
 func (f *HTTPFilter) DecodeHeaders(s *httpfilter.Stream) httpfilter.Status {
 	a := attrPool.Get().(*Attributes)
-	*a = Attributes{Conn: s.Conn, Req: &s.Req, RemoteIP: s.Info.DownstreamRemote.Addr().Unmap()}
+	*a = Attributes{Conn: s.Conn, Req: &s.Req, RemoteIP: s.Info.DownstreamRemote.Addr().Unmap(), Metadata: s.Metadata}
 	ok, details := f.e.decide(a)
 	*a = Attributes{}
 	attrPool.Put(a)

@@ -48,10 +48,13 @@ func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining)
 }
 
 // httpFilters returns the HTTP filter registry of one connection manager:
-// the server's, plus envoy.filters.http.rbac with the manager's stats
-// scope (http.<stat_prefix>.rbac.*).
+// the server's, plus envoy.filters.http.rbac and
+// envoy.filters.http.jwt_authn with the manager's stats scope
+// (http.<stat_prefix>.rbac.*, http.<stat_prefix>.jwt_authn.*).
 func (s *Server) httpFilters(statPrefix string) *httpfilter.Registry {
 	r := s.filters.Clone()
-	rbac.RegisterHTTP(r, s.stats.Root().Tagged("http", "envoy_http_conn_manager_prefix", statPrefix))
+	scope := s.stats.Root().Tagged("http", "envoy_http_conn_manager_prefix", statPrefix)
+	rbac.RegisterHTTP(r, scope)
+	s.registerJWT(r, scope) // jwt.go
 	return r
 }
