@@ -38,6 +38,8 @@ fuzz:
 	$(GO) test ./internal/translate -run '^$$' -fuzz '^FuzzGenerate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/translate -run '^$$' -fuzz '^FuzzAuthorizationPolicy$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/ca -run '^$$' -fuzz '^FuzzVerifyToken$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/proxy/jwtauthn -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/proxy/matcher -run '^$$' -fuzz '^FuzzFullRegex$$' -fuzztime $(FUZZTIME)
 
 bench:
 	./bench/run.sh $(BENCH_ARGS)

@@ -2,8 +2,8 @@ package translate
 
 import (
 	"fmt"
+	typev1beta1 "istio.io/api/type/v1beta1"
 	"strconv"
-	"strings"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
@@ -91,20 +91,25 @@ func (st *snapState) authzFor(p *model.Proxy) authzFilters {
 	return out
 }
 
-// policyApplies reports whether a policy selects proxy p.
-func policyApplies(obj *config.Object, spec *security.AuthorizationPolicy, p *model.Proxy, root string) bool {
+// workloadPolicy is a security.istio.io policy that selects workloads
+// (AuthorizationPolicy, RequestAuthentication).
+type workloadPolicy interface {
+	GetSelector() *typev1beta1.WorkloadSelector
+	GetTargetRef() *typev1beta1.PolicyTargetReference
+	GetTargetRefs() []*typev1beta1.PolicyTargetReference
+}
+
+// policyApplies reports whether a policy selects proxy p: it is in the
+// root namespace (mesh-wide) or p's, has no targetRef (those select
+// gateways and waypoints) and its selector matches p's labels.
+func policyApplies(obj *config.Object, spec workloadPolicy, p *model.Proxy, root string) bool {
 	if obj.Meta.Namespace != root && obj.Meta.Namespace != p.Namespace {
 		return false
 	}
 	if spec.GetTargetRef() != nil || len(spec.GetTargetRefs()) > 0 {
 		return false
 	}
-	for k, v := range spec.GetSelector().GetMatchLabels() {
-		if lv, ok := p.Labels[k]; !ok || lv != v {
-			return false
-		}
-	}
-	return true
+	return labelsMatch(spec.GetSelector().GetMatchLabels(), p.Labels)
 }
 
 // buildOpts say what a set of rules is built for.
@@ -226,9 +231,9 @@ func withRBAC(l *listenerv3.Listener, f authzFilters) *listenerv3.Listener {
 
 // authzWarnings reports the AuthorizationPolicy settings translation does
 // not apply: targetRef(s) select gateways and waypoints, which weft does
-// not enforce policies on yet (sidecars are selected by selector), and
-// request principals / JWT conditions, which match nothing until
-// RequestAuthentication provides verified tokens.
+// not enforce policies on yet (sidecars are selected by selector).
+// Request principals and request.auth.* conditions match the tokens a
+// RequestAuthentication verified (jwt_authn metadata), as in Istio.
 func authzWarnings(w *warnSet, objs []*config.Object) {
 	for _, obj := range objs {
 		spec, ok := obj.Spec.(*security.AuthorizationPolicy)
@@ -242,25 +247,5 @@ func authzWarnings(w *warnSet, objs []*config.Object) {
 			}
 			w.warnObject(obj, field, "not applied: policies with targetRef apply to gateways and waypoints, which weft does not enforce AuthorizationPolicy on yet")
 		}
-		for i, r := range spec.GetRules() {
-			if usesJWT(r) {
-				w.warnObject(obj, fmt.Sprintf("spec.rules[%d]", i), "request principals and request.auth.* conditions match no request until RequestAuthentication is supported (issue 4)")
-			}
-		}
 	}
-}
-
-// usesJWT reports whether a rule reads JWT attributes.
-func usesJWT(r *security.Rule) bool {
-	for _, f := range r.GetFrom() {
-		if len(f.GetSource().GetRequestPrincipals())+len(f.GetSource().GetNotRequestPrincipals()) > 0 {
-			return true
-		}
-	}
-	for _, c := range r.GetWhen() {
-		if strings.HasPrefix(c.GetKey(), "request.auth.") {
-			return true
-		}
-	}
-	return false
 }

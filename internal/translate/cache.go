@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	networking "istio.io/api/networking/v1alpha3"
+
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/model"
 )
@@ -36,6 +38,9 @@ func (c *cache) state(s *model.Snapshot, o Options) *snapState {
 		}
 	}
 	st := newSnapState(s, o)
+	if len(c.states) > 0 {
+		st.inherit(c.states[0])
+	}
 	c.states = append([]*snapState{st}, c.states...)
 	if len(c.states) > keptSnapshots {
 		c.states = c.states[:keptSnapshots]
@@ -54,6 +59,38 @@ func (st *snapState) defaultRoute(cluster string, port uint32) *routev3.Route {
 		st.defaultRoutes[cluster] = r
 	}
 	return r
+}
+
+// inherit seeds st's memos with what prev built that still holds for
+// st's snapshot: the cluster sets of services that are still in it (same
+// identity, so unchanged) under rules that still apply the same way (the
+// key holds the rule's spec), and every default route (it depends on the
+// cluster name only). A push after a VirtualService change then rebuilds
+// no cluster at all. Entries are shared, never modified.
+func (st *snapState) inherit(prev *snapState) {
+	prev.mu.Lock()
+	defer prev.mu.Unlock()
+	services := make(map[*model.Service]bool, len(st.snap.Services))
+	for _, svc := range st.snap.Services {
+		services[svc] = true
+	}
+	rules := map[*networking.DestinationRule]bool{}
+	for _, obj := range st.snap.List(config.DestinationRule) {
+		if spec, ok := obj.Spec.(*networking.DestinationRule); ok {
+			rules[spec] = true
+		}
+	}
+	for k, cs := range prev.clusters {
+		if services[k.svc] && (k.dr == nil || rules[k.dr]) {
+			st.clusters[k] = cs
+			for _, w := range cs.warns {
+				st.warns.add(w)
+			}
+		}
+	}
+	for name, r := range prev.defaultRoutes {
+		st.defaultRoutes[name] = r
+	}
 }
 
 // retain keeps only the state of s (if any).
@@ -231,5 +268,10 @@ func (w *warnSet) list() []*config.Error {
 
 // warnObject records a warning about a field of obj.
 func (w *warnSet) warnObject(obj *config.Object, path, msg string) {
-	w.add(&config.Error{Source: obj.Source, Key: obj.Key(), Path: path, Message: msg, Warning: true})
+	w.add(objectWarning(obj, path, msg))
+}
+
+// objectWarning is a warning about a field of obj.
+func objectWarning(obj *config.Object, path, msg string) *config.Error {
+	return &config.Error{Source: obj.Source, Key: obj.Key(), Path: path, Message: msg, Warning: true}
 }

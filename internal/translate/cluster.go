@@ -6,42 +6,61 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/model"
 )
 
 // clusterMemoKey identifies the clusters of one service: they depend on the
 // service, the DestinationRule that applies and the kind of client only.
+// Services and rules are immutable and keep their identity from one
+// snapshot to the next while unchanged (the registry reuses unchanged
+// services; a rule's spec is the stored object's, or a new merge when
+// several rules of a namespace and host are merged), so the key is valid
+// across snapshots: a push after a VirtualService change reuses every
+// cluster (see cache.state).
 type clusterMemoKey struct {
 	svc       *model.Service
-	dr        *drEntry
+	dr        *networking.DestinationRule // the rule's spec; nil for none
 	proxyless bool
 	mtls      bool
 }
 
 // clusterSet is the clusters of one service and the load assignments of
-// its EDS clusters, with their content hashes.
+// its EDS clusters, with their content hashes, and the warnings building
+// them gave (recorded again when the set is reused for a new snapshot).
 type clusterSet struct {
 	clusters []hashed[*clusterv3.Cluster]
 	clas     []hashed[*endpointv3.ClusterLoadAssignment]
+	warns    []*config.Error
 }
+
+// warn records a warning of the set.
+func (cs *clusterSet) warn(e *config.Error) { cs.warns = append(cs.warns, e) }
 
 // serviceClusters returns svc's clusters for this scope, shared with every
 // scope that resolves the same DestinationRule.
 func (s *scope) serviceClusters(svc *model.Service) *clusterSet {
-	k := clusterMemoKey{svc: svc, dr: s.destRule(svc.Hostname), proxyless: s.key.proxyless, mtls: s.key.mtls}
+	dr := s.destRule(svc.Hostname)
+	k := clusterMemoKey{svc: svc, proxyless: s.key.proxyless, mtls: s.key.mtls}
+	if dr != nil {
+		k.dr = dr.spec
+	}
 	s.st.mu.Lock()
 	cs := s.st.clusters[k]
 	s.st.mu.Unlock()
 	if cs != nil {
 		return cs
 	}
-	cs = s.buildServiceClusters(svc, k.dr)
+	cs = s.buildServiceClusters(svc, dr)
 	s.st.mu.Lock()
 	defer s.st.mu.Unlock()
 	if prev := s.st.clusters[k]; prev != nil {
 		return prev
 	}
 	s.st.clusters[k] = cs
+	for _, w := range cs.warns {
+		s.st.warns.add(w)
+	}
 	return cs
 }
 
@@ -91,13 +110,13 @@ func (s *scope) addCluster(cs *clusterSet, subset string, svc *model.Service, p 
 	dr *drEntry, pol *networking.TrafficPolicy, eps []*model.Endpoint,
 ) {
 	name := outboundCluster(p.Number, subset, svc.Hostname)
-	c, cla := s.newCluster(name, svc, p, eps)
+	c, cla := s.newCluster(cs, name, svc, p, eps)
 	if c == nil {
 		return
 	}
 	if s.key.proxyless {
 		applyProxylessPolicy(c, pol)
-		s.warnProxylessPolicy(dr, pol)
+		warnProxylessPolicy(cs, dr, pol)
 	} else {
 		applyConnectionPool(c, pol.GetConnectionPool(), p)
 		applyLoadBalancer(c, pol.GetLoadBalancer(), lbOptions{})
@@ -119,7 +138,7 @@ func (s *scope) addCluster(cs *clusterSet, subset string, svc *model.Service, p 
 // Proxyless gRPC clients accept EDS and LOGICAL_DNS only (grpc-go's
 // xdsresource validation): DNS services become LOGICAL_DNS on their first
 // endpoint there.
-func (s *scope) newCluster(name string, svc *model.Service, p model.Port, eps []*model.Endpoint) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment) {
+func (s *scope) newCluster(cs *clusterSet, name string, svc *model.Service, p model.Port, eps []*model.Endpoint) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment) {
 	c := &clusterv3.Cluster{Name: name}
 	switch svc.Resolution {
 	case model.ClientSideLB:
@@ -134,7 +153,7 @@ func (s *scope) newCluster(name string, svc *model.Service, p model.Port, eps []
 		if svc.Resolution == model.DNSRoundRobin || s.key.proxyless {
 			typ = clusterv3.Cluster_LOGICAL_DNS
 			if len(eps) > 1 && svc.Resolution == model.DNS {
-				s.st.warns.add(s.idx.serviceWarning(svc, "spec.endpoints",
+				cs.warn(s.idx.serviceWarning(svc, "spec.endpoints",
 					"proxyless gRPC clients resolve only the first DNS endpoint (grpc-go accepts LOGICAL_DNS clusters, not STRICT_DNS)"))
 			}
 			eps = eps[:1]
@@ -165,18 +184,18 @@ func applyProxylessPolicy(c *clusterv3.Cluster, pol *networking.TrafficPolicy) {
 
 // warnProxylessPolicy records the load-balancing settings grpc-go lacks
 // (the cluster falls back to ROUND_ROBIN, or RING_HASH for Maglev).
-func (s *scope) warnProxylessPolicy(dr *drEntry, pol *networking.TrafficPolicy) {
+func warnProxylessPolicy(cs *clusterSet, dr *drEntry, pol *networking.TrafficPolicy) {
 	if dr == nil {
 		return
 	}
 	lb := pol.GetLoadBalancer()
 	if lb.GetSimple() == networking.LoadBalancerSettings_RANDOM {
-		s.st.warns.warnObject(dr.obj, "spec.trafficPolicy.loadBalancer.simple",
-			"not applied for proxyless gRPC clients: grpc-go has no RANDOM policy; ROUND_ROBIN applies")
+		cs.warn(objectWarning(dr.obj, "spec.trafficPolicy.loadBalancer.simple",
+			"not applied for proxyless gRPC clients: grpc-go has no RANDOM policy; ROUND_ROBIN applies"))
 	}
 	if lb.GetConsistentHash().GetMaglev() != nil {
-		s.st.warns.warnObject(dr.obj, "spec.trafficPolicy.loadBalancer.consistentHash.maglev",
-			"not applied for proxyless gRPC clients: grpc-go has no MAGLEV policy; RING_HASH applies")
+		cs.warn(objectWarning(dr.obj, "spec.trafficPolicy.loadBalancer.consistentHash.maglev",
+			"not applied for proxyless gRPC clients: grpc-go has no MAGLEV policy; RING_HASH applies"))
 	}
 }
 

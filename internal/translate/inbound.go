@@ -66,14 +66,15 @@ type inboundPort struct {
 // endpoint's WorkloadEntry is p's workload).
 func (s *scope) inbound(p *model.Proxy) perProxy {
 	var out perProxy
-	authz := s.st.authzFor(p) // AuthorizationPolicy (authz.go)
+	authz := s.st.authzFor(p)      // AuthorizationPolicy (authz.go)
+	jwt := s.st.requestAuthnFor(p) // RequestAuthentication (requestauthn.go)
 	for _, ip := range s.inboundPorts(p) {
 		cluster := inboundCluster(ip.port)
 		l, ok := s.secureInbound(p, ip.port, inboundListener(ip, cluster)) // PeerAuthentication (mtls_inbound.go)
 		if !ok {
 			continue
 		}
-		l = withRBAC(l, authz)
+		l = withRBAC(withJWT(l, jwt), authz) // jwt_authn, then RBAC, before the router
 		out.listeners = append(out.listeners, hash(listenerName(ip.bind, ip.port), l))
 		out.clusters = append(out.clusters, hash(cluster, inboundClusterFor(ip, cluster)))
 	}

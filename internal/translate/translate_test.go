@@ -2,7 +2,9 @@ package translate
 
 import (
 	"fmt"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -333,5 +335,64 @@ func TestWarningsOncePerField(t *testing.T) {
 	w := after[0]
 	if !w.Warning || w.Path != "spec.http[0].retries" || w.Key != vs.Key() || w.Message != msgResilience {
 		t.Errorf("warning = %+v", w)
+	}
+}
+
+// TestClustersReusedAcrossSnapshots: a snapshot that changes only a
+// VirtualService reuses every cluster set of the previous one (same
+// services, same rules); changing a DestinationRule rebuilds only the
+// clusters of its service, with the new policy.
+func TestClustersReusedAcrossSnapshots(t *testing.T) {
+	o := meshOptions{namespaces: 2, services: 6, endpoints: 2, virtualServices: 2, v1Weight: 90}
+	tr := New(Options{})
+	p := meshProxy(t, "ns-0", 1)
+	s1 := syntheticMesh(o, "1")
+	tr.Generate(s1, p)
+	with := func(version string, replace *config.Object) *model.Snapshot {
+		var objs []*config.Object
+		for _, k := range []config.Kind{config.VirtualService, config.DestinationRule} {
+			for _, obj := range s1.List(k) {
+				if obj.Key() == replace.Key() {
+					obj = replace
+				}
+				objs = append(objs, obj)
+			}
+		}
+		return model.NewSnapshot(model.SnapshotOptions{Version: version, Services: s1.Services, Configs: objs})
+	}
+	sets := func() map[string]*clusterSet {
+		out := map[string]*clusterSet{}
+		for k, cs := range tr.c.states[0].clusters {
+			out[k.svc.Hostname] = cs
+		}
+		return out
+	}
+	before := sets()
+
+	tr.Generate(with("2", splitVirtualService("ns-0", "svc-0", 50)), p)
+	after := sets()
+	if len(after) == 0 || len(after) != len(before) {
+		t.Fatalf("cluster sets: %d before, %d after", len(before), len(after))
+	}
+	for host, cs := range after {
+		if before[host] != cs {
+			t.Errorf("%s: clusters rebuilt after a VirtualService change", host)
+		}
+	}
+
+	dr := subsetRule("ns-0", "svc-0")
+	dr.Spec.(*networking.DestinationRule).TrafficPolicy = &networking.TrafficPolicy{
+		LoadBalancer: &networking.LoadBalancerSettings{LbPolicy: &networking.LoadBalancerSettings_Simple{Simple: networking.LoadBalancerSettings_RANDOM}},
+	}
+	res := tr.Generate(with("3", dr), p)
+	changed := sets()
+	for host, cs := range changed {
+		if rebuilt := cs != after[host]; rebuilt != strings.HasPrefix(host, "svc-0.") {
+			t.Errorf("%s: rebuilt=%v after svc-0's DestinationRule changed", host, rebuilt)
+		}
+	}
+	c := res.Clusters["outbound|8080||svc-0.ns-0.svc.cluster.local"]
+	if c == nil || c.GetLbPolicy() != clusterv3.Cluster_RANDOM {
+		t.Errorf("svc-0's cluster after the rule change: %v, want lb_policy RANDOM", c.GetLbPolicy())
 	}
 }

@@ -41,11 +41,7 @@ func staticWarnings(idx *index) []*config.Error {
 	// security.istio.io objects are loaded and validated; each kind's
 	// enforcement comes with its part of the security issue.
 	authzWarnings(&w, idx.snap.List(config.AuthorizationPolicy))
-	for _, k := range []config.Kind{config.RequestAuthentication} {
-		for _, obj := range idx.snap.List(k) {
-			w.warnObject(obj, "spec", "validated but not enforced yet: "+string(k)+" takes effect with weft's security support (issue 4)")
-		}
-	}
+	requestAuthnWarnings(&w, idx.snap.List(config.RequestAuthentication)) // requestauthn.go
 	for _, svc := range idx.snap.Services {
 		if svc.Resolution == model.Passthrough {
 			w.add(idx.serviceWarning(svc, "spec.resolution", fmt.Sprintf(
