@@ -371,6 +371,37 @@ func sortedNames[V any](m map[string]V) []string {
 	return out
 }
 
+// warmTimer is the initial-fetch timer of a warming resource.
+type warmTimer struct{ timer *time.Timer }
+
+func (w *warmTimer) stopTimer() {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+}
+
+// applySotW applies a state-of-the-world response to the resources in
+// have: those the response no longer lists (and did not reject) are
+// removed first, then every listed one is updated, in name order. It
+// returns the update errors by name.
+func applySotW[V any](have map[string]V, u *xdsclient.Update, remove func(string), update func(string, proto.Message) error) map[string]error {
+	errs := map[string]error{}
+	for _, name := range sortedNames(have) {
+		_, keep := u.Resources[name]
+		_, rejected := u.Invalid[name]
+		if !keep && !rejected {
+			remove(name)
+		}
+	}
+	for _, name := range sortedNames(u.Resources) {
+		if err := update(name, u.Resources[name]); err != nil {
+			errs[name] = err
+		}
+	}
+	return errs
+}
+
 // warmTimer runs f under d.mu after timeout (0: never), unless the client
 // stopped meanwhile.
 func (d *dynamic) warmTimer(timeout time.Duration, f func()) *time.Timer {

@@ -24,14 +24,7 @@ import (
 type dynCluster struct {
 	active  *resourceState
 	warming *resourceState
-	timer   *time.Timer
-}
-
-func (c *dynCluster) stopTimer() {
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
+	warmTimer
 }
 
 // latest returns the newest configuration received.
@@ -46,19 +39,9 @@ func (c *dynCluster) latest() proto.Message {
 // world), then additions and updates; unchanged clusters are left alone,
 // as Envoy skips a cluster whose configuration did not change.
 func (d *dynamic) applyClusters(u *xdsclient.Update) map[string]error {
-	errs := map[string]error{}
-	for _, name := range sortedNames(d.clusters) {
-		_, keep := u.Resources[name]
-		_, rejected := u.Invalid[name]
-		if !keep && !rejected {
-			d.removeCluster(name)
-		}
-	}
-	for _, name := range sortedNames(u.Resources) {
-		if err := d.updateCluster(u.Resources[name].(*clusterv3.Cluster), u.Version); err != nil {
-			errs[name] = err
-		}
-	}
+	errs := applySotW(d.clusters, u, d.removeCluster, func(name string, msg proto.Message) error {
+		return d.updateCluster(msg.(*clusterv3.Cluster), u.Version)
+	})
 	// Endpoints of service names no cluster uses any more are dropped (the
 	// client unsubscribes them).
 	used := map[string]bool{}

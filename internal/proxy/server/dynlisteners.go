@@ -22,14 +22,7 @@ type dynListener struct {
 	activeState  *resourceState
 	warming      *builtListener
 	warmingState *resourceState
-	timer        *time.Timer
-}
-
-func (l *dynListener) stopTimer() {
-	if l.timer != nil {
-		l.timer.Stop()
-		l.timer = nil
-	}
+	warmTimer
 }
 
 // latest returns the newest configuration received.
@@ -44,19 +37,12 @@ func (l *dynListener) latest() proto.Message {
 // world; a removed listener stops accepting and drains), then additions
 // and updates. Unchanged listeners are left alone.
 func (d *dynamic) applyListeners(u *xdsclient.Update) map[string]error {
-	errs := map[string]error{}
-	for _, name := range sortedNames(d.listeners) {
-		_, keep := u.Resources[name]
-		_, rejected := u.Invalid[name]
-		if !keep && !rejected {
-			d.removeListener(name)
+	errs := applySotW(d.listeners, u, d.removeListener, func(name string, msg proto.Message) error {
+		if err := d.updateListener(msg.(*listenerv3.Listener), u.Version); err != nil {
+			return fmt.Errorf("%s: %w", xdsclient.ResourcePath(xdsclient.ListenerType, name), err)
 		}
-	}
-	for _, name := range sortedNames(u.Resources) {
-		if err := d.updateListener(u.Resources[name].(*listenerv3.Listener), u.Version); err != nil {
-			errs[name] = fmt.Errorf("%s: %w", xdsclient.ResourcePath(xdsclient.ListenerType, name), err)
-		}
-	}
+		return nil
+	})
 	// Route configurations no listener names any more are dropped (the
 	// client unsubscribes them).
 	used := map[string]bool{}
