@@ -10,7 +10,6 @@ import (
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbactcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
-	"google.golang.org/protobuf/proto"
 	security "istio.io/api/security/v1beta1"
 
 	"github.com/weftmesh/weft/internal/config"
@@ -109,7 +108,7 @@ func policyApplies(obj *config.Object, spec workloadPolicy, p *model.Proxy, root
 	if spec.GetTargetRef() != nil || len(spec.GetTargetRefs()) > 0 {
 		return false
 	}
-	return labelsMatch(spec.GetSelector().GetMatchLabels(), p.Labels)
+	return model.SelectorMatches(spec.GetSelector().GetMatchLabels(), p.Labels)
 }
 
 // buildOpts say what a set of rules is built for.
@@ -191,42 +190,6 @@ func rbacHTTPFilter(b builtRBAC) *hcmv3.HttpFilter {
 func rbacNetworkFilter(b builtRBAC) *listenerv3.Filter {
 	cfg := &rbactcpv3.RBAC{Rules: b.rules, ShadowRules: b.shadow, ShadowRulesStatPrefix: shadowPrefix(b), StatPrefix: "tcp."}
 	return &listenerv3.Filter{Name: rbacNetworkFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(cfg)}}
-}
-
-// withRBAC returns an inbound listener with the RBAC filters in its
-// filter chains: HTTP filters just before the router of a connection
-// manager, network filters before tcp_proxy. l is not modified (it may be
-// shared); without filters it is returned as is.
-func withRBAC(l *listenerv3.Listener, f authzFilters) *listenerv3.Listener {
-	if len(f.http) == 0 && len(f.tcp) == 0 {
-		return l
-	}
-	l = proto.Clone(l).(*listenerv3.Listener)
-	for _, fc := range l.GetFilterChains() {
-		n := len(fc.Filters)
-		if n == 0 {
-			continue
-		}
-		last := fc.Filters[n-1]
-		if last.GetName() == hcmFilterName {
-			var m hcmv3.HttpConnectionManager
-			if err := last.GetTypedConfig().UnmarshalTo(&m); err != nil {
-				continue
-			}
-			k := len(m.HttpFilters) - 1 // the router
-			if k < 0 {
-				continue
-			}
-			hf := append(append(append([]*hcmv3.HttpFilter{}, m.HttpFilters[:k]...), f.http...), m.HttpFilters[k])
-			m.HttpFilters = hf
-			fc.Filters[n-1] = hcmFilter(&m)
-			continue
-		}
-		if last.GetName() == tcpProxyName {
-			fc.Filters = append(append(fc.Filters[:n-1:n-1], f.tcp...), last)
-		}
-	}
-	return l
 }
 
 // authzWarnings reports the AuthorizationPolicy settings translation does

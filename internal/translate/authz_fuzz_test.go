@@ -73,7 +73,7 @@ func FuzzAuthorizationPolicy(f *testing.F) {
 			}
 		}
 		// Insertion keeps the router last.
-		l := withRBAC(inboundListener(inboundPort{port: 80, protocol: model.HTTP, bind: "10.0.0.1", target: "127.0.0.1:80"}, "inbound|80||"), filters)
+		l := inboundListener(inboundPort{port: 80, protocol: model.HTTP, bind: "10.0.0.1", target: "127.0.0.1:80"}, "inbound|80||", inboundFilters{http: filters.http, tcp: filters.tcp})
 		var m hcmv3.HttpConnectionManager
 		if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&m); err != nil {
 			t.Fatal(err)

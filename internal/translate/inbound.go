@@ -10,6 +10,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/weftmesh/weft/internal/model"
@@ -68,13 +69,17 @@ func (s *scope) inbound(p *model.Proxy) perProxy {
 	var out perProxy
 	authz := s.st.authzFor(p)      // AuthorizationPolicy (authz.go)
 	jwt := s.st.requestAuthnFor(p) // RequestAuthentication (requestauthn.go)
+	f := inboundFilters{tcp: authz.tcp}
+	if jwt != nil {
+		f.http = append(f.http, jwt)
+	}
+	f.http = append(f.http, authz.http...) // jwt_authn, then RBAC, before the router
 	for _, ip := range s.inboundPorts(p) {
 		cluster := inboundCluster(ip.port)
-		l, ok := s.secureInbound(p, ip.port, inboundListener(ip, cluster)) // PeerAuthentication (mtls_inbound.go)
+		l, ok := s.secureInbound(p, ip.port, inboundListener(ip, cluster, f)) // PeerAuthentication (mtls_inbound.go)
 		if !ok {
 			continue
 		}
-		l = withRBAC(withJWT(l, jwt), authz) // jwt_authn, then RBAC, before the router
 		out.listeners = append(out.listeners, hash(listenerName(ip.bind, ip.port), l))
 		out.clusters = append(out.clusters, hash(cluster, inboundClusterFor(ip, cluster)))
 	}
@@ -171,25 +176,36 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
+// inboundFilters are the policy filters of a proxy's inbound listeners:
+// HTTP filters that run before the router (jwt_authn, then RBAC), network
+// filters that run before tcp_proxy (RBAC).
+type inboundFilters struct {
+	http []*hcmv3.HttpFilter
+	tcp  []*listenerv3.Filter
+}
+
 // inboundListener forwards one inbound port: HTTP ports through an HCM
 // with an inline route to the inbound cluster (as Istio inlines inbound
-// routes), other ports through tcp_proxy.
-func inboundListener(ip inboundPort, cluster string) *listenerv3.Listener {
+// routes) that passes the caller's certificate on, other ports through
+// tcp_proxy; f's filters come first.
+func inboundListener(ip inboundPort, cluster string, f inboundFilters) *listenerv3.Listener {
 	name := listenerName(ip.bind, ip.port)
-	var filter *listenerv3.Filter
+	var filters []*listenerv3.Filter
 	if ip.protocol.IsHTTP() {
-		filter = hcmFilter(httpConnectionManager(hcmOptions{
+		filters = []*listenerv3.Filter{hcmFilter(httpConnectionManager(hcmOptions{
 			statPrefix: "inbound_" + name,
 			inline:     inboundRoute(cluster, ip.port),
-		}))
+			filters:    f.http,
+			clientCert: true,
+		}))}
 	} else {
-		filter = tcpProxyFilter(cluster, []weightedName{{name: cluster, weight: 1}})
+		filters = append(append([]*listenerv3.Filter{}, f.tcp...), tcpProxyFilter(cluster, []weightedName{{name: cluster, weight: 1}}))
 	}
 	return &listenerv3.Listener{
 		Name:             name,
 		Address:          socketAddress(ip.bind, ip.port),
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
-		FilterChains:     []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{filter}}},
+		FilterChains:     []*listenerv3.FilterChain{{Filters: filters}},
 	}
 }
 

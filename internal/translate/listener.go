@@ -25,6 +25,13 @@ type hcmOptions struct {
 	// proxyless: for grpc-go's api_listener, which accepts no codec or
 	// upgrade settings.
 	proxyless bool
+	// filters run before the router (inbound: jwt_authn, then RBAC).
+	filters []*hcmv3.HttpFilter
+	// clientCert passes the caller's certificate on to the application as
+	// Istio's inbound sidecars do: x-forwarded-client-cert APPEND_FORWARD
+	// with the subject, URI and DNS SANs. On a connection without mutual
+	// TLS the header is sanitized (Envoy's semantics).
+	clientCert bool
 }
 
 // routerFilter is the terminal HTTP filter.
@@ -41,7 +48,13 @@ func routerFilter() *hcmv3.HttpFilter {
 func httpConnectionManager(o hcmOptions) *hcmv3.HttpConnectionManager {
 	m := &hcmv3.HttpConnectionManager{
 		StatPrefix:  o.statPrefix,
-		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
+		HttpFilters: append(append([]*hcmv3.HttpFilter{}, o.filters...), routerFilter()),
+	}
+	if o.clientCert {
+		m.ForwardClientCertDetails = hcmv3.HttpConnectionManager_APPEND_FORWARD
+		m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{
+			Subject: wrapperspb.Bool(true), Dns: true, Uri: true,
+		}
 	}
 	if o.inline != nil {
 		m.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: o.inline}

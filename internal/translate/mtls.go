@@ -147,31 +147,27 @@ type clusterTLS struct {
 // settings (nil: auto mTLS) for a proxy with or without a workload
 // certificate.
 func (s *scope) applyClusterTLS(c *clusterv3.Cluster, settings *networking.ClientTLSSettings, ct clusterTLS) {
-	sni := istioSNI(ct.port.Number, ct.subset, ct.svc.Hostname)
-	sans := spiffeIDs(ct.eps, s.st.opts.TrustDomain)
-	if settings == nil {
-		s.autoMTLS(c, ct.svc, istioMutualSocket(sni, sans, ct.h2))
-		return
+	mesh := func() *corev3.TransportSocket {
+		return istioMutualSocket(istioSNI(ct.port.Number, ct.subset, ct.svc.Hostname), spiffeIDs(ct.eps, s.st.opts.TrustDomain), ct.h2)
 	}
-	switch settings.GetMode() { // DISABLE: plaintext
-	case networking.ClientTLSSettings_DISABLE:
-	case networking.ClientTLSSettings_ISTIO_MUTUAL:
-		if s.key.mtls {
-			c.TransportSocket = istioMutualSocket(sni, sans, ct.h2)
+	switch {
+	case settings == nil: // auto mTLS, for proxies with a certificate
+		if s.key.mtls && !ct.svc.MeshExternal {
+			c.TransportSocketMatches = autoMTLSMatches(mesh())
 		}
-	case networking.ClientTLSSettings_SIMPLE, networking.ClientTLSSettings_MUTUAL:
+	case settings.GetMode() == networking.ClientTLSSettings_ISTIO_MUTUAL:
+		if s.key.mtls {
+			c.TransportSocket = mesh()
+		}
+	case settings.GetMode() == networking.ClientTLSSettings_SIMPLE, settings.GetMode() == networking.ClientTLSSettings_MUTUAL:
 		c.TransportSocket = tlsSocket(fileTLSContext(settings))
-	}
+	} // DISABLE: plaintext
 }
 
-// autoMTLS sets Istio's auto-mTLS transport socket matches on c: the mesh
-// context for endpoints running a sidecar, plaintext for the others
-// (nothing for a proxy without a certificate or a mesh-external service).
-func (s *scope) autoMTLS(c *clusterv3.Cluster, svc *model.Service, mesh *corev3.TransportSocket) {
-	if !s.key.mtls || svc.MeshExternal {
-		return
-	}
-	c.TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{
+// autoMTLSMatches are Istio's auto-mTLS transport socket matches: the mesh
+// context for endpoints running a sidecar, plaintext for the others.
+func autoMTLSMatches(mesh *corev3.TransportSocket) []*clusterv3.Cluster_TransportSocketMatch {
+	return []*clusterv3.Cluster_TransportSocketMatch{{
 		Name:            "tlsMode-istio",
 		Match:           &structpb.Struct{Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}},
 		TransportSocket: mesh,

@@ -6,7 +6,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -54,7 +53,7 @@ func (s *scope) peerAuthMode(p *model.Proxy, port uint32) (security.PeerAuthenti
 				continue
 			}
 			sel := pa.GetSelector().GetMatchLabels()
-			if workload != (len(sel) > 0) || (workload && !labelsMatch(sel, p.Labels)) {
+			if workload != (len(sel) > 0) || (workload && !model.SelectorMatches(sel, p.Labels)) {
 				continue
 			}
 			names = append(names, obj.Name)
@@ -81,16 +80,6 @@ func (s *scope) peerAuthMode(p *model.Proxy, port uint32) (security.PeerAuthenti
 	return mode, decided
 }
 
-// labelsMatch reports whether labels carry every label of sel.
-func labelsMatch(sel, labels map[string]string) bool {
-	for k, v := range sel {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // secureInbound applies the port's mTLS mode to an inbound listener built
 // for plaintext (one filter chain). ok is false when the listener must not
 // be sent (STRICT on a proxy without a certificate).
@@ -115,7 +104,6 @@ func (s *scope) secureInbound(p *model.Proxy, port uint32, l *listenerv3.Listene
 			RequireClientCertificate: wrapperspb.Bool(true),
 		}),
 	}}
-	setClientCertDetails(secure)
 	out := proto.Clone(l).(*listenerv3.Listener)
 	if mode == security.PeerAuthentication_MutualTLS_STRICT {
 		out.FilterChains = []*listenerv3.FilterChain{secure}
@@ -128,25 +116,4 @@ func (s *scope) secureInbound(p *model.Proxy, port uint32, l *listenerv3.Listene
 	out.FilterChains = []*listenerv3.FilterChain{secure, plainCopy}
 	out.ListenerFilters = append(out.ListenerFilters, tlsInspector())
 	return out, true
-}
-
-// setClientCertDetails makes an mTLS chain's HTTP connection manager pass
-// the caller's identity to the application as Istio's sidecars do:
-// x-forwarded-client-cert APPEND_FORWARD with the subject, URI and DNS SANs
-// of the client certificate.
-func setClientCertDetails(fc *listenerv3.FilterChain) {
-	for _, f := range fc.Filters {
-		if f.Name != hcmFilterName {
-			continue
-		}
-		m := &hcmv3.HttpConnectionManager{}
-		if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
-			continue
-		}
-		m.ForwardClientCertDetails = hcmv3.HttpConnectionManager_APPEND_FORWARD
-		m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{
-			Subject: wrapperspb.Bool(true), Dns: true, Uri: true,
-		}
-		f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(m)}
-	}
 }

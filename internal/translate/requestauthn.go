@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -185,33 +184,6 @@ func spaceDelimitedClaims(extra []string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// withJWT puts the jwt_authn filter before the router of every HTTP
-// connection manager of l (withRBAC, applied after, then puts the RBAC
-// filters between them).
-func withJWT(l *listenerv3.Listener, f *hcmv3.HttpFilter) *listenerv3.Listener {
-	if f == nil {
-		return l
-	}
-	l = proto.Clone(l).(*listenerv3.Listener)
-	for _, fc := range l.GetFilterChains() {
-		n := len(fc.Filters)
-		if n == 0 || fc.Filters[n-1].GetName() != hcmFilterName {
-			continue
-		}
-		var m hcmv3.HttpConnectionManager
-		if err := fc.Filters[n-1].GetTypedConfig().UnmarshalTo(&m); err != nil {
-			continue
-		}
-		k := len(m.HttpFilters) - 1 // the router
-		if k < 0 {
-			continue
-		}
-		m.HttpFilters = append(append(append([]*hcmv3.HttpFilter{}, m.HttpFilters[:k]...), f), m.HttpFilters[k])
-		fc.Filters[n-1] = hcmFilter(&m)
-	}
-	return l
 }
 
 // requestAuthnWarnings reports what translation does not apply.
