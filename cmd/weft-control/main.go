@@ -52,7 +52,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.SecureAddress, "secure-address", controlplane.DefaultSecureAddress, `address of the TLS gRPC server with the CA (IstioCertificateService) and ADS; "" turns it and the CA off`)
 	fs.StringVar(&o.CA.Dir, "ca-dir", caDir, "CA directory: the generated root (root-cert.pem, root-key.pem) and the bootstrap token key (token-key)")
 	fs.StringVar(&o.CA.TrustDomain, "trust-domain", ca.DefaultTrustDomain, "SPIFFE trust domain of workload identities")
-	fs.DurationVar(&o.CA.MaxTTL, "cert-ttl", ca.DefaultMaxTTL, "lifetime of workload certificates (the most a request may ask for; at least 1m)")
+	fs.DurationVar(&o.CA.MaxTTL, "cert-ttl", ca.DefaultMaxTTL, "lifetime of workload certificates (the most a request may ask for; at least 10s)")
 	fs.StringVar(&o.CA.CertFile, "ca-cert", "", "user-supplied signing certificate (root or intermediate CA, PEM) instead of the generated root")
 	fs.StringVar(&o.CA.KeyFile, "ca-key", "", "private key of --ca-cert (PEM)")
 	fs.StringVar(&o.CA.ChainFile, "ca-chain", "", "certificates above --ca-cert up to and including the root (PEM); not needed when --ca-cert is a root")

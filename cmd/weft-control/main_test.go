@@ -15,7 +15,7 @@ func TestCAFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--cert-ttl", "30s"}, "at least 1m0s"},
+		{[]string{"--cert-ttl", "5s"}, "at least 10s"},
 		{[]string{"--trust-domain", "Example.COM"}, "trust domain"},
 		{[]string{"--ca-cert", "/nonexistent/ca-cert.pem", "--ca-key", "/nonexistent/ca-key.pem"}, "--ca-cert"},
 		{[]string{"--ca-cert", "/nonexistent/ca-cert.pem"}, "both --ca-cert and --ca-key"},

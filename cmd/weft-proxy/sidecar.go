@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -16,7 +17,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/proxy/agent"
 	"github.com/weftmesh/weft/internal/proxy/agent/certs"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
@@ -47,6 +50,14 @@ type sidecarOptions struct {
 	trustDomain string
 	sdsSocket   string // default under runtimeDir
 	runtimeDir  string // XDG_RUNTIME_DIR, TMPDIR or /tmp
+	// caDir is weft-control's CA directory on this machine (local mode):
+	// with neither --ca-root nor a token, the sidecar takes the mesh root
+	// and mints its own token from it. Empty: local mode off.
+	caDir string
+	// localCA says the CA settings came from caDir; localNote says why
+	// local mode is off although caDir is set (logged at start).
+	localCA   bool
+	localNote string
 	// token is --token or WEFT_TOKEN (or --token-file's reader), kept as a
 	// source so that printing the options never shows it.
 	token certs.TokenSource
@@ -106,6 +117,8 @@ var sidecarFlags = []sidecarFlag{
 		func(o *sidecarOptions) *string { return &o.tokenFile }, nil},
 	{"trust-domain", "TRUST_DOMAIN", "cluster.local", "SPIFFE trust domain of the workload identity",
 		func(o *sidecarOptions) *string { return &o.trustDomain }, nil},
+	{"ca-dir", "WEFT_CA_DIR", "", "weft-control's CA directory on this machine (default weft/ca under XDG_CONFIG_HOME or ~/.config): with neither --ca-root nor a token, the sidecar trusts its root-cert.pem and mints its own bootstrap token with its token-key (local mode, mTLS with no other flag); --ca-dir= turns this off",
+		func(o *sidecarOptions) *string { return &o.caDir }, nil},
 	{"sds-socket", "WEFT_SDS_SOCKET", "", "Unix socket of the agent's SDS server (default RUNTIME_DIR/weft-proxy-NAME.NAMESPACE/sds.sock, RUNTIME_DIR from XDG_RUNTIME_DIR or TMPDIR)",
 		func(o *sidecarOptions) *string { return &o.sdsSocket }, nil},
 }
@@ -168,6 +181,11 @@ func parseSidecar(args, environ []string, stderr io.Writer) (*sidecarOptions, er
 	}
 	if err := o.setToken(token, env["WEFT_TOKEN"]); err != nil {
 		return nil, err
+	}
+	caDirSet := env["WEFT_CA_DIR"] != ""
+	fs.Visit(func(f *flag.Flag) { caDirSet = caDirSet || f.Name == "ca-dir" })
+	if !caDirSet {
+		o.caDir = defaultCADir(env)
 	}
 	o.runtimeDir = firstNonEmpty(env["XDG_RUNTIME_DIR"], env["TMPDIR"], "/tmp")
 	if fs.NArg() > 0 {
@@ -243,6 +261,9 @@ func (o *sidecarOptions) setToken(flagToken, envToken string) error {
 // it is part of the identity.
 func (o *sidecarOptions) checkSecurity() error {
 	if !o.security() {
+		o.useLocalCA()
+	}
+	if !o.security() {
 		return nil
 	}
 	if o.caRoot == "" || o.token == nil {
@@ -271,6 +292,59 @@ func (o *sidecarOptions) checkSecurity() error {
 	}
 	return nil
 }
+
+// defaultCADir is weft-control's default --ca-dir read from environ, as
+// ca.DefaultDir reads it from the process environment on Linux
+// (XDG_CONFIG_HOME, else HOME/.config), so that this stays the one place
+// the environment is read. Empty when neither is set.
+func defaultCADir(env map[string]string) string {
+	base := env["XDG_CONFIG_HOME"]
+	if base == "" && env["HOME"] != "" {
+		base = filepath.Join(env["HOME"], ".config")
+	}
+	if base == "" {
+		return ""
+	}
+	return filepath.Join(base, "weft", "ca")
+}
+
+// useLocalCA turns on local mode when caDir holds weft-control's root
+// certificate and token key: the sidecar trusts the root and mints a
+// short-lived token for its own identity before every certificate request.
+// Only a process that may read the CA directory (the same user as
+// weft-control, on the same machine) can do this; other deployments hand
+// out tokens (weft token) or use the platform's identity.
+func (o *sidecarOptions) useLocalCA() {
+	if o.caDir == "" {
+		return
+	}
+	root := filepath.Join(o.caDir, ca.RootCertFile)
+	if _, err := os.Stat(root); err != nil {
+		o.localNote = "no mesh root " + root + " (weft-control creates it on its first start with this --ca-dir): plain text"
+		return
+	}
+	if _, err := os.Stat(filepath.Join(o.caDir, ca.TokenKeyFile)); err != nil {
+		o.localNote = "no token key in " + o.caDir + " (weft-control creates it on its first start with this --ca-dir): plain text"
+		return
+	}
+	dir := o.caDir
+	o.caRoot, o.localCA = root, true
+	o.token = func(context.Context) (string, error) {
+		keys, err := ca.LoadTokenKey(dir, nil)
+		if err != nil {
+			return "", fmt.Errorf("local mode: %w", err)
+		}
+		sa := o.serviceAccount
+		if sa == "" {
+			sa = "default"
+		}
+		return keys.Mint(ca.Identity{Namespace: o.namespace, ServiceAccount: sa}, localTokenTTL)
+	}
+}
+
+// localTokenTTL is the lifetime of a token minted in local mode: one per
+// certificate request, so a few minutes are plenty.
+const localTokenTTL = 5 * time.Minute
 
 func firstNonEmpty(v ...string) string {
 	for _, s := range v {
@@ -371,6 +445,9 @@ func runSidecar(args, environ []string, stdout, stderr io.Writer) int {
 	if o.concurrency > 0 {
 		runtime.GOMAXPROCS(o.concurrency)
 	}
+	if o.localNote != "" {
+		log.Warn("no workload certificate", "reason", o.localNote)
+	}
 	if o.security() {
 		sec, err := startSecurity(o, log)
 		if err != nil {
@@ -409,6 +486,10 @@ func startSecurity(o *sidecarOptions, log *slog.Logger) (*agent.Security, error)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("agent started", "identity", sec.Manager().Identity(), "ca", o.caAddress, "sds_socket", o.sdsSocket)
+	mode := "token"
+	if o.localCA {
+		mode = "local: root and token key from " + o.caDir
+	}
+	log.Info("agent started", "identity", sec.Manager().Identity(), "ca", o.caAddress, "ca_root", o.caRoot, "auth", mode, "sds_socket", o.sdsSocket)
 	return sec, nil
 }

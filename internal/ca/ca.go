@@ -28,8 +28,10 @@ const (
 	// the request nor the configuration asks for less (Istio's
 	// DEFAULT_WORKLOAD_CERT_TTL).
 	DefaultMaxTTL = 24 * time.Hour
-	// MinTTL is the shortest certificate lifetime issued.
-	MinTTL = time.Minute
+	// MinTTL is the shortest certificate lifetime issued: short enough to
+	// watch rotation happen in a demo or a test, long enough that an agent
+	// renewing at half the lifetime does not flood the CA.
+	MinTTL = 10 * time.Second
 	// DefaultRootTTL is the lifetime of a generated root (Istio's
 	// self-signed root: 10 years).
 	DefaultRootTTL = 10 * 365 * 24 * time.Hour

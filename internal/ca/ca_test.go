@@ -110,7 +110,7 @@ func TestOptionsRejected(t *testing.T) {
 	}{
 		{Options{}, "--ca-dir"},
 		{Options{Dir: "x", TrustDomain: "Bad/TD"}, "trust domain"},
-		{Options{Dir: "x", MaxTTL: 30 * time.Second}, "at least 1m0s"},
+		{Options{Dir: "x", MaxTTL: 5 * time.Second}, "at least 10s"},
 		{Options{Dir: "x", RootKey: "ed25519"}, "root key algorithm"},
 	}
 	for _, tt := range tests {
