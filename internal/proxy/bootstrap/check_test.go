@@ -103,12 +103,13 @@ func TestCheckSupportedResources(t *testing.T) {
 			Name: "v", Domains: []string{"*"}, RequireTls: routev3.VirtualHost_ALL,
 			Routes: []*routev3.Route{{
 				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-				Action: &routev3.Route_Route{Route: &routev3.RouteAction{RetryPolicy: &routev3.RetryPolicy{}}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{RetryPolicy: &routev3.RetryPolicy{
+					RetryPriority: &routev3.RetryPolicy_RetryPriority{Name: "envoy.retry_priorities.previous_priorities"}}}},
 			}},
 		}}},
 		prefix: `route "r"`,
 		want: []string{
-			`route "r".virtual_hosts[0].routes[0].route.retry_policy: not supported by weft-proxy`,
+			`route "r".virtual_hosts[0].routes[0].route.retry_policy.retry_priority: not supported by weft-proxy`,
 			`route "r".virtual_hosts[0].require_tls: not supported by weft-proxy`,
 		},
 	}, {
