@@ -117,7 +117,8 @@ func TestRetryRecoversFromUpstreamFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := startFlaky(t, 2, tc.fail)
 			action := fmt.Sprintf("{cluster: c, retry_policy: {retry_on: %q, num_retries: 3, retriable_status_codes: [503], %s}}", tc.retryOn, fastBackOff)
-			p := StartProxy(t, retryBootstrap(action, "include_request_attempt_count: true", "", clusterYAML("c", "", loc{eps: eps(f.named)})))
+			p := StartProxy(t, retryBootstrap(action, "include_request_attempt_count: true, include_attempt_count_in_response: true", "",
+				clusterYAML("c", "", loc{eps: eps(f.named)})))
 			req, _ := http.NewRequest("POST", p.URL("front")+"/x", strings.NewReader("the body"))
 			resp, err := Client().Do(req)
 			if err != nil {
@@ -127,6 +128,9 @@ func TestRetryRecoversFromUpstreamFailures(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != 200 || string(b) != "the body" {
 				t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, b, "the body")
+			}
+			if got := resp.Header.Values("x-envoy-attempt-count"); len(got) != 1 || got[0] != "3" {
+				t.Errorf("response x-envoy-attempt-count = %q, want [3]", got)
 			}
 			bodies, attempts := f.seen()
 			if strings.Join(bodies, "|") != "the body|the body|the body" {
@@ -289,6 +293,21 @@ func TestRetryPerTryTimeout(t *testing.T) {
 		}
 		p.WaitStat("cluster.c.upstream_rq_per_try_timeout", 1)
 		p.WaitStat("cluster.c.upstream_rq_retry", 1)
+	})
+	t.Run("route timeout bounds all tries", func(t *testing.T) {
+		f := slowFirst(t, 1000)
+		action := fmt.Sprintf("{cluster: c, timeout: 0.3s, retry_policy: {retry_on: 5xx, num_retries: 10, per_try_timeout: 0.2s, %s}}", fastBackOff)
+		p := StartProxy(t, retryBootstrap(action, "", "", clusterYAML("c", "", loc{eps: eps(f.named)})))
+		start := time.Now()
+		code, _, _ := Get(t, Client(), p.URL("front")+"/x")
+		el := time.Since(start)
+		if code != 504 || el > 2*time.Second {
+			t.Fatalf("got %d after %v, want 504 at the 0.3s route timeout", code, el)
+		}
+		if n := f.hits.Load(); n != 2 {
+			t.Errorf("hits = %d, want 2 (a 0.2s try, then one cut by the route timeout)", n)
+		}
+		p.WaitStat("cluster.c.upstream_rq_timeout", 1)
 	})
 	t.Run("last try times out", func(t *testing.T) {
 		f := slowFirst(t, 1000)
