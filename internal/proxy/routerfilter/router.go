@@ -4,7 +4,9 @@
 // through the cluster's load balancer, takes a connection from the host's
 // pool (HTTP/1.1 or HTTP/2), forwards the request and streams the response
 // back, with the route's timeout and Envoy's local replies and response
-// flags when something fails.
+// flags when something fails. It retries as the route's retry policy says
+// (retry.go: decisions, back-off, per-try timeouts; replay.go: the body
+// buffered for replay) and mirrors requests to shadow clusters (mirror.go).
 package routerfilter
 
 import (
