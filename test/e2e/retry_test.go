@@ -107,20 +107,27 @@ func TestRetryRecoversFromUpstreamFailures(t *testing.T) {
 		name    string
 		retryOn string
 		fail    func(http.ResponseWriter, *http.Request)
+		h2      bool // the client speaks HTTP/2 (h2c)
 	}{
-		{"5xx", "5xx", fail503},
-		{"gateway-error", "gateway-error", fail503},
-		{"retriable-status-codes", "retriable-status-codes", fail503},
-		{"reset", "reset", failReset},
-		{"5xx covers reset", "5xx", failReset},
+		{"5xx", "5xx", fail503, false},
+		{"gateway-error", "gateway-error", fail503, false},
+		{"retriable-status-codes", "retriable-status-codes", fail503, false},
+		{"reset", "reset", failReset, false},
+		{"5xx covers reset", "5xx", failReset, false},
+		{"h2c client 5xx", "5xx", fail503, true},
+		{"h2c client reset", "reset", failReset, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := startFlaky(t, 2, tc.fail)
 			action := fmt.Sprintf("{cluster: c, retry_policy: {retry_on: %q, num_retries: 3, retriable_status_codes: [503], %s}}", tc.retryOn, fastBackOff)
 			p := StartProxy(t, retryBootstrap(action, "include_request_attempt_count: true, include_attempt_count_in_response: true", "",
 				clusterYAML("c", "", loc{eps: eps(f.named)})))
+			client := Client()
+			if tc.h2 {
+				client = H2CClient()
+			}
 			req, _ := http.NewRequest("POST", p.URL("front")+"/x", strings.NewReader("the body"))
-			resp, err := Client().Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -125,6 +125,13 @@ func readBody(r io.Reader, dst []byte, n int64) ([]byte, error) {
 	}
 }
 
+// countReplayedBody sets the bytes received to the body's length once the
+// request is over: the tries read the buffered body again, each adding its
+// length.
+func (rq *request) countReplayedBody() {
+	rq.s.Info.BytesReceived = int64(len(rq.replay.data))
+}
+
 // resetRetry clears the retry and replay state before the request goes
 // back to the pool.
 func (rq *request) resetRetry() {

@@ -209,6 +209,9 @@ func (rq *request) forward() {
 		if !rq.bufferBody() {
 			return
 		}
+		if rq.replay != nil {
+			defer rq.countReplayedBody()
+		}
 	}
 	var lbctx lb.Context
 	if r.HasHashPolicy() {
@@ -267,7 +270,6 @@ func (rq *request) attempt(h *upstream.Host, attempt int) {
 	rq.setAttemptHeaders(attempt)
 	if rq.replay != nil {
 		rq.replay.rewind()
-		s.Info.BytesReceived = 0 // each try reads the whole buffered body again
 	}
 	cl.Stats.RqTotal.Inc()
 	cl.Stats.RqActive.Inc()
