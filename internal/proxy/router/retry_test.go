@@ -198,3 +198,13 @@ func TestShadowAuthority(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkParseRetryOn(b *testing.B) {
+	v := []byte("5xx,reset,connect-failure,retriable-status-codes")
+	b.ReportAllocs()
+	for b.Loop() {
+		if ParseRetryOn(v) == 0 {
+			b.Fatal("nothing parsed")
+		}
+	}
+}
