@@ -160,7 +160,9 @@ func proxyLocalAddr(t *testing.T) string {
 // TestForwardedHeaders checks x-forwarded-for, x-forwarded-proto,
 // x-envoy-internal / x-envoy-external-address, the internal-only headers and
 // x-request-id against Envoy's mutateRequestHeaders, for a client on
-// loopback (an internal address).
+// loopback (an internal address). x-envoy-force-trace stands for the
+// internal-only headers: the router consumes the retry headers (Envoy
+// removes x-envoy-retry-on before the request goes upstream).
 func TestForwardedHeaders(t *testing.T) {
 	up := startEcho(t, "a")
 	local := proxyLocalAddr(t)
@@ -171,9 +173,9 @@ func TestForwardedHeaders(t *testing.T) {
 		want      want
 	}{{
 		name: "transparent-no-xff",
-		send: []string{"x-envoy-retry-on", "5xx", "x-envoy-internal", "true"},
+		send: []string{"x-envoy-force-trace", "true", "x-envoy-internal", "true"},
 		want: want{"x-forwarded-for": "", "x-forwarded-proto": "http", "x-request-id": "uuid",
-			"x-envoy-internal": "", "x-envoy-retry-on": "", "x-envoy-external-address": ""},
+			"x-envoy-internal": "", "x-envoy-force-trace": "", "x-envoy-external-address": ""},
 	}, {
 		name: "transparent-keeps-xff-and-proto",
 		send: []string{"x-forwarded-for", "203.0.113.9", "x-forwarded-proto", "https", "x-request-id", "client-id"},
@@ -181,21 +183,21 @@ func TestForwardedHeaders(t *testing.T) {
 			"x-envoy-internal": ""},
 	}, {
 		name: "transparent-single-internal-xff",
-		send: []string{"x-forwarded-for", "10.1.2.3", "x-envoy-retry-on", "5xx"},
-		want: want{"x-forwarded-for": "10.1.2.3", "x-envoy-internal": "true", "x-envoy-retry-on": "5xx"},
+		send: []string{"x-forwarded-for", "10.1.2.3", "x-envoy-force-trace", "true"},
+		want: want{"x-forwarded-for": "10.1.2.3", "x-envoy-internal": "true", "x-envoy-force-trace": "true"},
 	}, {
 		name: "remote-no-xff-internal",
 		hcm:  "use_remote_address: true",
-		send: []string{"x-request-id", "client-id", "x-envoy-retry-on", "5xx"},
+		send: []string{"x-request-id", "client-id", "x-envoy-force-trace", "true"},
 		want: want{"x-forwarded-for": local, "x-envoy-internal": "true", "x-request-id": "client-id",
-			"x-envoy-retry-on": "5xx", "x-envoy-external-address": "", "x-forwarded-proto": "http"},
+			"x-envoy-force-trace": "true", "x-envoy-external-address": "", "x-forwarded-proto": "http"},
 	}, {
 		name: "remote-with-xff-is-edge",
 		hcm:  "use_remote_address: true",
 		send: []string{"x-forwarded-for", "203.0.113.9", "x-forwarded-proto", "https", "x-request-id", "client-id",
-			"x-envoy-retry-on", "5xx", "x-envoy-internal", "true"},
+			"x-envoy-force-trace", "true", "x-envoy-internal", "true"},
 		want: want{"x-forwarded-for": "203.0.113.9," + local, "x-forwarded-proto": "http", "x-request-id": "uuid",
-			"x-envoy-internal": "", "x-envoy-retry-on": "", "x-envoy-external-address": "127.0.0.1"},
+			"x-envoy-internal": "", "x-envoy-force-trace": "", "x-envoy-external-address": "127.0.0.1"},
 	}, {
 		name: "remote-preserve-external-id",
 		hcm:  "use_remote_address: true\npreserve_external_request_id: true",

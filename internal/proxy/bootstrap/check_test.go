@@ -102,13 +102,14 @@ func TestCheckSupportedResources(t *testing.T) {
 		msg: &routev3.RouteConfiguration{Name: "r", VirtualHosts: []*routev3.VirtualHost{{
 			Name: "v", Domains: []string{"*"}, RequireTls: routev3.VirtualHost_ALL,
 			Routes: []*routev3.Route{{
-				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-				Action: &routev3.Route_Route{Route: &routev3.RouteAction{RetryPolicy: &routev3.RetryPolicy{}}},
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{RetryPolicy: &routev3.RetryPolicy{
+					RetryPriority: &routev3.RetryPolicy_RetryPriority{Name: "envoy.retry_priorities.previous_priorities"}}}},
 			}},
 		}}},
 		prefix: `route "r"`,
 		want: []string{
-			`route "r".virtual_hosts[0].routes[0].route.retry_policy: not supported by weft-proxy`,
+			`route "r".virtual_hosts[0].routes[0].route.retry_policy.retry_priority: not supported by weft-proxy`,
 			`route "r".virtual_hosts[0].require_tls: not supported by weft-proxy`,
 		},
 	}, {

@@ -29,6 +29,8 @@ const (
 	downstreamTLS    protoreflect.FullName = tlsPkg + "DownstreamTlsContext"
 	upstreamTLS      protoreflect.FullName = tlsPkg + "UpstreamTlsContext"
 	rawBufferType    protoreflect.FullName = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
+	// Retries and mirroring (routerfilter/retry.go, mirror.go).
+	previousHostsType protoreflect.FullName = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 )
 
 // isOpaque reports the types accepted whole, like the google.protobuf value
@@ -57,6 +59,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 	for _, part := range []map[protoreflect.FullName]msgRule{
 		bootstrapRules(), listenerRules(), hcmRules(), routeRules(),
 		matcherRules(), clusterRules(), coreRules(), tlsRules(), rbacRules(), jwtRules(),
+		resilienceRules(),
 	} {
 		for name, rule := range part {
 			rules[name] = rule
@@ -178,9 +181,13 @@ func routeRules() map[protoreflect.FullName]msgRule {
 		),
 		"envoy.config.route.v3.VirtualHost": withHeaderMutations(
 			"name", "domains", "routes",
+			// retries (resilienceRules)
+			"retry_policy", "include_request_attempt_count", "include_attempt_count_in_response",
+			"per_request_buffer_limit_bytes",
 		),
 		"envoy.config.route.v3.Route": withHeaderMutations(
 			"name", "match", "route", "redirect", "direct_response", "metadata",
+			"per_request_buffer_limit_bytes", // body buffered for retries and shadows
 		),
 		"envoy.config.route.v3.RouteMatch": fields(
 			"prefix", "path", "safe_regex", "path_separated_prefix",
@@ -198,6 +205,7 @@ func routeRules() map[protoreflect.FullName]msgRule {
 			"timeout", "idle_timeout", "prefix_rewrite", "regex_rewrite",
 			"host_rewrite_literal", "auto_host_rewrite", "hash_policy",
 			"upgrade_configs", "max_stream_duration",
+			"retry_policy", "request_mirror_policies", // resilienceRules
 		),
 		"envoy.config.route.v3.RouteAction.UpgradeConfig": {
 			"upgrade_type": {Check: checkUpgradeType},
@@ -227,6 +235,33 @@ func routeRules() map[protoreflect.FullName]msgRule {
 			"path_redirect", "prefix_rewrite", "regex_rewrite", "response_code", "strip_query",
 		),
 		"envoy.config.route.v3.DirectResponseAction": fields("status", "body"),
+	}
+}
+
+// resilienceRules are the route retry policies and request mirroring
+// (routerfilter/retry.go, mirror.go).
+func resilienceRules() map[protoreflect.FullName]msgRule {
+	return map[protoreflect.FullName]msgRule{
+		"envoy.config.route.v3.RetryPolicy": fields(
+			"retry_on", "num_retries", "per_try_timeout", "per_try_idle_timeout",
+			"retry_host_predicate", "host_selection_retry_max_attempts",
+			"retriable_status_codes", "retry_back_off", "retriable_headers",
+		),
+		"envoy.config.route.v3.RetryPolicy.RetryHostPredicate": {
+			"name":         field(),
+			"typed_config": anyOf(previousHostsType),
+		},
+		previousHostsType: {},
+		"envoy.config.route.v3.RetryPolicy.RetryBackOff": fields("base_interval", "max_interval"),
+		"envoy.config.route.v3.RouteAction.RequestMirrorPolicy": fields(
+			"cluster", "runtime_fraction", "disable_shadow_host_suffix_append",
+		),
+		// runtime_key is accepted and ignored: there is no runtime, the
+		// default_value applies.
+		"envoy.config.core.v3.RuntimeFractionalPercent": fields("default_value", "runtime_key"),
+		"envoy.type.v3.FractionalPercent": fields("numerator").with(map[protoreflect.Name]fieldRule{
+			"denominator": enumOf("HUNDRED", "TEN_THOUSAND", "MILLION"),
+		}),
 	}
 }
 
@@ -271,8 +306,12 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 		}),
 		"envoy.config.cluster.v3.Cluster.EdsClusterConfig": fields("eds_config", "service_name"),
 		"envoy.config.cluster.v3.CircuitBreakers":          fields("thresholds"),
+		"envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget": fields(
+			"budget_percent", "min_retry_concurrency",
+		),
 		"envoy.config.cluster.v3.CircuitBreakers.Thresholds": fields(
 			"max_connections", "max_pending_requests", "max_requests", "max_retries",
+			"retry_budget", // replaces max_retries when set, as in Envoy
 		).with(map[protoreflect.Name]fieldRule{
 			// HIGH thresholds are accepted but never apply: no supported
 			// route field selects the HIGH priority (as in Envoy without

@@ -15,7 +15,8 @@ var clusterNotFoundCodes = map[routev3.RouteAction_ClusterNotFoundResponseCode]i
 func (c *compiler) compileRouteAction(r *Route, ra *routev3.RouteAction, path string) error {
 	if err := checkFields(ra, path, "cluster", "weighted_clusters", "cluster_not_found_response_code",
 		"prefix_rewrite", "regex_rewrite", "host_rewrite_literal", "auto_host_rewrite", "timeout",
-		"idle_timeout", "hash_policy", "upgrade_configs", "max_stream_duration"); err != nil {
+		"idle_timeout", "hash_policy", "upgrade_configs", "max_stream_duration",
+		"retry_policy", "request_mirror_policies"); err != nil {
 		return err
 	}
 	if err := c.compileClusters(r, ra, path); err != nil {

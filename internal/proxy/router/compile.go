@@ -76,10 +76,15 @@ func (c *compiler) compileTable(rc *routev3.RouteConfiguration) (*Table, error) 
 func (c *compiler) compileVirtualHost(vhc *routev3.VirtualHost, path string, t *Table) (*VirtualHost, error) {
 	// require_tls NONE is the zero value and so never "populated".
 	if err := checkFields(vhc, path, "name", "domains", "routes", "request_headers_to_add",
-		"request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove", "metadata"); err != nil {
+		"request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove", "metadata",
+		"retry_policy", "include_request_attempt_count", "include_attempt_count_in_response",
+		"per_request_buffer_limit_bytes"); err != nil {
 		return nil, err
 	}
 	vh := &VirtualHost{name: vhc.GetName(), table: t}
+	if err := compileVirtualHostResilience(vh, vhc, path); err != nil {
+		return nil, err
+	}
 	var err error
 	vh.request, err = compileMutation(vhc.GetRequestHeadersToAdd(), vhc.GetRequestHeadersToRemove(),
 		field(path, "request_headers_to_add"), field(path, "request_headers_to_remove"))
@@ -104,7 +109,7 @@ func (c *compiler) compileVirtualHost(vhc *routev3.VirtualHost, path string, t *
 func (c *compiler) compileRoute(rtc *routev3.Route, path string, vh *VirtualHost) (*Route, error) {
 	if err := checkFields(rtc, path, "name", "match", "route", "redirect", "direct_response",
 		"request_headers_to_add", "request_headers_to_remove", "response_headers_to_add",
-		"response_headers_to_remove", "metadata"); err != nil {
+		"response_headers_to_remove", "metadata", "per_request_buffer_limit_bytes"); err != nil {
 		return nil, err
 	}
 	r := &Route{name: rtc.GetName(), vhost: vh}
@@ -136,6 +141,9 @@ func (c *compiler) compileRoute(rtc *routev3.Route, path string, vh *VirtualHost
 		err = errAt(path, "one of route, redirect or direct_response is required")
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := c.compileRouteResilience(r, rtc, path); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -18,16 +18,16 @@ internal_only_headers: [x-internal]
 virtual_hosts: []`, "internal_only_headers", "not supported"},
 		{"unsupported vhost field", `
 virtual_hosts:
-- {name: v, domains: ["*"], routes: [` + route + `], include_request_attempt_count: true}`,
-			"virtual_hosts[0].include_request_attempt_count", "not supported"},
+- {name: v, domains: ["*"], routes: [` + route + `], rate_limits: [{actions: [{generic_key: {descriptor_value: x}}]}]}`,
+			"virtual_hosts[0].rate_limits", "not supported"},
 		{"require_tls", `
 virtual_hosts:
 - {name: v, domains: ["*"], routes: [` + route + `], require_tls: ALL}`,
 			"virtual_hosts[0].require_tls", "not supported"},
 		{"unsupported route action field", `
 virtual_hosts:
-- {name: v, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: c, retry_policy: {num_retries: 2}}}]}`,
-			"virtual_hosts[0].routes[0].route.retry_policy", "not supported"},
+- {name: v, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: c, hedge_policy: {hedge_on_per_try_timeout: true}}}]}`,
+			"virtual_hosts[0].routes[0].route.hedge_policy", "not supported"},
 		{"invalid regex", `
 virtual_hosts:
 - {name: a, domains: ["a"], routes: [` + route + `]}

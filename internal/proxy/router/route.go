@@ -102,6 +102,8 @@ type Route struct {
 	// ActionRedirect and ActionDirectResponse
 	status int
 	body   []byte
+
+	resilience // retry, mirroring, buffer limit (mirror.go)
 }
 
 // Name is the route's name (may be empty).
@@ -312,6 +314,8 @@ type VirtualHost struct {
 	request  mutation
 	response mutation
 	table    *Table
+
+	resilience // retry policy, attempt counts, buffer limit (mirror.go)
 }
 
 // Name is the virtual host's name.

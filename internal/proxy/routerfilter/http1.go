@@ -32,12 +32,12 @@ type continuer interface{ Continue() error }
 func (rq *request) forwardHTTP1() {
 	framing := rq.requestFraming()
 	for attempt := 0; ; attempt++ {
-		c, err := rq.host.H1().Acquire(rq.deadline)
+		c, err := rq.host.H1().Acquire(rq.tryDeadline)
 		if err != nil {
 			rq.poolError(err)
 			return
 		}
-		c.NetConn().SetDeadline(rq.deadline)
+		c.NetConn().SetDeadline(rq.tryDeadline)
 		if retry := rq.exchangeHTTP1(c, framing, attempt == 0); !retry {
 			return
 		}
@@ -53,6 +53,10 @@ func (rq *request) exchangeHTTP1(c *pool.H1Conn, framing http1.Framing, mayRetry
 		c.Release(false)
 		return rq.sendFailed(err, c.Reused && mayRetry)
 	}
+	rq.headSent = true
+	if framing.Kind != http1.BodyNone {
+		rq.bodyStarted = true
+	}
 	var body *bodyCopy
 	switch {
 	case framing.Kind == http1.BodyNone:
@@ -60,7 +64,8 @@ func (rq *request) exchangeHTTP1(c *pool.H1Conn, framing http1.Framing, mayRetry
 			c.Release(false)
 			return rq.sendFailed(err, c.Reused && mayRetry)
 		}
-	case framing.Kind == http1.BodyLength && framing.Length <= inlineBodyLimit:
+	case framing.Kind == http1.BodyLength && (framing.Length <= inlineBodyLimit || rq.replay != nil):
+		// A buffered body (replay.go) is written whole from memory.
 		if err := rq.copyRequestBody(c, framing, rq.buf); err != nil {
 			c.Release(false)
 			rq.requestBodyFailed(err)
@@ -86,6 +91,17 @@ func (rq *request) exchangeHTTP1(c *pool.H1Conn, framing http1.Framing, mayRetry
 		}
 		rq.upstreamFailed(err)
 		return false
+	}
+	if rq.retryResponse() {
+		// The try is retried: its response is discarded with its
+		// connection (retry.go).
+		rq.stopBody(body)
+		c.Release(false)
+		return false
+	}
+	if rq.tryDeadline != rq.deadline {
+		rq.responseStarted()
+		c.NetConn().SetDeadline(rq.deadline)
 	}
 	if head.Upgrade && s.Resp.Status == 101 && s.Req.UpgradeProto != nil {
 		rq.tunnel(c)
@@ -369,10 +385,16 @@ const resetPrefix = "upstream connect error or disconnect/reset before headers. 
 // 502 for the ProtocolError reset reason); anything else means the
 // connection ended under the request, 503 UC "connection termination".
 func (rq *request) upstreamFailed(err error) {
+	f := rq.failureOf(err)
+	if rq.retryFailure(f, rq.headSent) {
+		return
+	}
 	var perr *http1.Error
 	switch {
 	case isTimeout(err) && rq.idleExpired():
 		rq.sendIdleTimeout()
+	case f == failPerTry:
+		rq.sendPerTryTimeout()
 	case isTimeout(err):
 		rq.sendTimeout()
 	case errors.As(err, &perr):
@@ -391,11 +413,17 @@ func (rq *request) upstreamFailed(err error) {
 // e.g. "delayed connect error: Connection refused", as Envoy prints it).
 func (rq *request) poolError(err error) {
 	var ce *pool.ConnectError
-	routeTimedOut := !rq.deadline.IsZero() && !time.Now().Before(rq.deadline)
+	routeTimedOut := !rq.tryDeadline.IsZero() && !time.Now().Before(rq.tryDeadline)
+	f := rq.poolFailure(err, routeTimedOut)
+	if rq.retryFailure(f, false) {
+		return
+	}
 	switch {
 	case errors.Is(err, pool.ErrOverflow):
 		rq.overloaded = true
 		rq.sendReset(503, "overflow", "", streaminfo.UpstreamOverflow)
+	case f == failPerTry:
+		rq.sendPerTryTimeout()
 	case errors.Is(err, pool.ErrTimeout) || errors.As(err, &ce) && isTimeout(ce.Err) && routeTimedOut:
 		rq.sendTimeout()
 	case errors.As(err, &ce) && isTimeout(ce.Err):

@@ -36,6 +36,9 @@ type (
 // longer or unfinished body is streamed by a second goroutine while the
 // response is relayed (gRPC streaming in both directions).
 func (rq *request) forwardHTTP2() {
+	if rq.s.ContentLength != 0 {
+		rq.bodyStarted = true
+	}
 	body, complete, err := rq.h2InlineBody()
 	if err != nil {
 		rq.requestBodyFailed(&downstreamError{err})
@@ -96,7 +99,7 @@ func (rq *request) h2InlineBody() (body []byte, complete bool, err error) {
 // again on another connection (the upstream did not process it).
 func (rq *request) exchangeHTTP2(body []byte, trailers *headers.Map, complete, mayRetry bool) (retry bool) {
 	s := rq.s
-	cc, err := rq.host.H2().Acquire(rq.deadline)
+	cc, err := rq.host.H2().Acquire(rq.tryDeadline)
 	if err != nil {
 		rq.poolError(err)
 		return false
@@ -111,6 +114,7 @@ func (rq *request) exchangeHTTP2(body []byte, trailers *headers.Map, complete, m
 		return false
 	}
 	defer cs.Close()
+	rq.headSent = true
 	if rs, ok := s.Body.(resetSignaler); ok {
 		cs.CancelOn(rs.ResetSignal())
 	}
@@ -128,22 +132,17 @@ func (rq *request) exchangeHTTP2(body []byte, trailers *headers.Map, complete, m
 		rq.http2Failed(err, p)
 		return false
 	}
+	if rq.retryResponse() {
+		return false // retried: the deferred Close resets the stream
+	}
+	rq.responseStarted()
 	rq.relayHTTP2Response(cs, end)
 	return false
 }
 
 // h2ReadDeadline is the deadline of the next upstream read: the route
 // deadline, or the stream idle timeout from now when it comes first.
-func (rq *request) h2ReadDeadline() time.Time {
-	if !rq.idleArmed {
-		return rq.deadline
-	}
-	d := time.Now().Add(rq.idle)
-	if !rq.deadline.IsZero() && rq.deadline.Before(d) {
-		return rq.deadline
-	}
-	return d
-}
+func (rq *request) h2ReadDeadline() time.Time { return rq.readDeadline() }
 
 // relayHTTP2Response streams the response downstream. Body bytes are
 // flushed when the upstream has nothing more buffered (gRPC messages go
@@ -255,9 +254,15 @@ func (rq *request) http2Failed(err error, p *bodyPump) {
 			Flag: streaminfo.UpstreamRemoteReset, Details: "upstream_reset_before_response_started{remote_reset}", GRPCStatus: 4})
 	case errors.As(err, &se) && se.Remote:
 		rq.cluster.Stats.RqRxReset.Inc()
+		if rq.retryFailure(rq.failureOf(err), true) {
+			return
+		}
 		rq.sendReset(503, "remote reset", "", streaminfo.UpstreamRemoteReset)
 	case errors.As(err, &se):
 		// This endpoint reset the stream: the response was malformed.
+		if rq.retryFailure(failReset, true) {
+			return
+		}
 		rq.sendReset(502, "protocol error", "", streaminfo.UpstreamProtocolError)
 	default:
 		rq.upstreamFailed(err)
@@ -344,6 +349,10 @@ func (rq *request) stopPump(p *bodyPump, cs *h2codec.ClientStream) {
 	}
 	cs.Cancel()
 	s := rq.s
+	if rq.replay != nil {
+		<-p.done // reading from memory: the cancel ends it
+		return
+	}
 	if _, h2 := s.Body.(resetSignaler); !h2 {
 		s.CloseConnection = true
 		if s.Conn != nil {

@@ -4,7 +4,9 @@
 // through the cluster's load balancer, takes a connection from the host's
 // pool (HTTP/1.1 or HTTP/2), forwards the request and streams the response
 // back, with the route's timeout and Envoy's local replies and response
-// flags when something fails.
+// flags when something fails. It retries as the route's retry policy says
+// (retry.go: decisions, back-off, per-try timeouts; replay.go: the body
+// buffered for replay) and mirrors requests to shadow clusters (mirror.go).
 package routerfilter
 
 import (
@@ -41,6 +43,7 @@ type Router struct {
 	clusters *upstream.Manager
 	suppress bool
 	hostname string
+	shadows  shadowLimiter // shadow requests in flight (mirror.go)
 }
 
 var _ httpfilter.Filter = (*Router)(nil)
@@ -86,6 +89,18 @@ type request struct {
 	overloaded   bool // a circuit breaker refused the request
 	idle         time.Duration
 	idleArmed    bool // reads re-arm the idle timeout (see idle.go)
+
+	// Retries (retry.go) and body replay (replay.go). retry is nil, and
+	// the others zero, on the common path.
+	retry       *retryState
+	rs          retryState
+	tryDeadline time.Time     // this try's deadline: deadline or the per-try timeout
+	perTryIdle  time.Duration // per_try_idle_timeout of this try
+	replay      *replayBody   // the buffered request body, when buffered
+	replayBuf   replayBody
+	bodyStarted bool // some of an unbuffered body was read
+	headSent    bool // this try's request head went upstream
+	attemptN    int  // the current try, from 1
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{buf: make([]byte, 32<<10)} }}
@@ -103,6 +118,10 @@ func (f *Router) DecodeHeaders(s *httpfilter.Stream) httpfilter.Status {
 	defer func() {
 		rq.f, rq.s, rq.route, rq.target, rq.cluster, rq.host = nil, nil, nil, nil, nil, nil
 		rq.grpcDuration, rq.overloaded, rq.idleArmed = false, false, false
+		if rq.retry != nil || rq.replay != nil {
+			rq.resetRetry()
+		}
+		rq.bodyStarted, rq.headSent = false, false
 		clear(rq.cookies)
 		rq.cookies = rq.cookies[:0]
 		requestPool.Put(rq)
@@ -155,7 +174,7 @@ func (rq *request) directResponse() {
 }
 
 // forward sends the request to an upstream host and streams the response
-// back.
+// back, retrying as the route's retry policy says (retry.go).
 func (rq *request) forward() {
 	s, r := rq.s, rq.route
 	rq.target = r.PickCluster(rand.Uint64())
@@ -182,25 +201,75 @@ func (rq *request) forward() {
 		return
 	}
 	defer cl.Breakers.ReleaseRequest()
+	rq.setupRetry()
+	if rq.retry != nil {
+		defer rq.retry.release(cl)
+	}
+	if rq.retry != nil || len(r.MirrorPolicies()) > 0 {
+		if !rq.bufferBody() {
+			return
+		}
+		if rq.replay != nil {
+			defer rq.countReplayedBody()
+		}
+	}
 	var lbctx lb.Context
 	if r.HasHashPolicy() {
 		rq.cookies = r.Hash(&s.Req, rq, &lbctx, rq.cookies[:0])
 	}
-	h := cl.Choose(&lbctx)
-	if h == nil {
-		cl.Stats.RecordResponse(503) // as Envoy's sendNoHealthyUpstreamResponse
-		httpfilter.SendLocalReply(s, 503, httpfilter.BodyNoHealthyUpstream, streaminfo.NoHealthyUpstream, "no_healthy_upstream")
-		return
+	h := rq.chooseHost(&lbctx)
+	for attempt := 1; ; attempt++ {
+		if h == nil {
+			cl.Stats.RecordResponse(503) // as Envoy's sendNoHealthyUpstreamResponse
+			httpfilter.SendLocalReply(s, 503, httpfilter.BodyNoHealthyUpstream, streaminfo.NoHealthyUpstream, "no_healthy_upstream")
+			return
+		}
+		rq.host = h
+		if attempt == 1 {
+			rq.prepareRequest(timeout)
+		}
+		rq.attempt(h, attempt)
+		if rq.retry == nil || !rq.retry.pending {
+			return
+		}
+		rq.retry.pending = false
+		if !rq.waitBackoff() {
+			return
+		}
+		h = rq.chooseHost(&lbctx)
 	}
+}
+
+// prepareRequest finalizes the upstream request once, before the first
+// try (header mutations and rewrites, x-envoy-expected-rq-timeout-ms), and
+// starts the shadow requests.
+func (rq *request) prepareRequest(timeout time.Duration) {
+	s, r := rq.s, rq.route
+	r.FinalizeRequest(&s.Req, rq.target, rq)
+	if !s.SuppressEnvoyHeaders && timeout > 0 {
+		expected := timeout
+		if rs := rq.retry; rs != nil && rs.perTry > 0 && rs.perTry < timeout {
+			expected = rs.perTry // Envoy: the per-try timeout when there is one
+		}
+		var num [20]byte
+		s.Req.SetBytes(headers.XEnvoyExpectedTO, strconv.AppendInt(num[:0], expected.Milliseconds(), 10))
+	}
+	if len(r.MirrorPolicies()) > 0 {
+		rq.mirror()
+	}
+}
+
+// attempt sends one try of the request to host h.
+func (rq *request) attempt(h *upstream.Host, attempt int) {
+	s, cl := rq.s, rq.cluster
 	rq.host = h
 	s.Info.UpstreamHost = h.Address()
-	r.FinalizeRequest(&s.Req, rq.target, rq)
-	if r.AutoHostRewrite() && h.Hostname() != "" {
+	if rq.route.AutoHostRewrite() && h.Hostname() != "" {
 		s.Req.Authority = []byte(h.Hostname())
 	}
-	if !s.SuppressEnvoyHeaders && timeout > 0 {
-		var num [20]byte
-		s.Req.SetBytes(headers.XEnvoyExpectedTO, strconv.AppendInt(num[:0], timeout.Milliseconds(), 10))
+	rq.setAttemptHeaders(attempt)
+	if rq.replay != nil {
+		rq.replay.rewind()
 	}
 	cl.Stats.RqTotal.Inc()
 	cl.Stats.RqActive.Inc()
@@ -211,6 +280,7 @@ func (rq *request) forward() {
 		h.Stats.RqActive.Dec()
 	}()
 	rq.upStart = time.Now()
+	rq.setAttemptDeadline()
 	rq.setupIdle()
 	switch proto := cl.Protocol(); {
 	case proto == upstream.HTTP2, proto == upstream.Downstream && s.Req.Protocol == headers.HTTP2:
@@ -284,6 +354,10 @@ func (rq *request) finishResponseHeaders() {
 		var num [20]byte
 		resp.SetBytes(headers.XEnvoyUpstreamST, strconv.AppendInt(num[:0], time.Since(rq.upStart).Milliseconds(), 10))
 	}
+	if rq.route.VirtualHost().IncludeAttemptCountInResponse() {
+		var num [20]byte
+		resp.SetBytes(hdrAttemptCount, strconv.AppendInt(num[:0], int64(rq.attemptN), 10))
+	}
 	rq.route.ApplyResponseHeaders(resp, &s.Req, rq.target, rq)
 	for _, c := range rq.cookies {
 		resp.AddBytes([]byte(headers.SetCookie), c)
@@ -291,7 +365,10 @@ func (rq *request) finishResponseHeaders() {
 	s.Info.FirstUpstreamByte = time.Since(s.Info.StartTime)
 }
 
-// recordUpstream counts an upstream response.
+// recordUpstream counts an upstream response. It is called once for every
+// try that got a response head, retried or not (a try that failed before
+// its response is counted where it failed: poolError, upstreamFailed,
+// http2Failed).
 func (rq *request) recordUpstream(code int) {
 	rq.cluster.Stats.RecordResponse(code)
 	rq.cluster.Stats.RqTime.Record(float64(time.Since(rq.upStart)) / float64(time.Millisecond))

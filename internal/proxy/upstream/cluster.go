@@ -233,6 +233,7 @@ func thresholds(cfg *clusterv3.Cluster) breaker.Thresholds {
 		if v := th.GetMaxRetries(); v != nil {
 			t.MaxRetries = int64(v.GetValue())
 		}
+		t.RetryBudget = retryBudget(th.GetRetryBudget())
 	}
 	return t
 }

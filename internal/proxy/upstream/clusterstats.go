@@ -25,6 +25,7 @@ type ClusterStats struct {
 	CxNoneHealthy *stats.Counter
 	LbHealthyPanc *stats.Counter
 	RqTime        *stats.Histogram
+	Retry         RetryStats // retrystats.go
 
 	MembershipTotal    *stats.Gauge
 	MembershipHealthy  *stats.Gauge
@@ -64,6 +65,7 @@ func newClusterStats(root *stats.Scope, name string) *ClusterStats {
 	s.CxNoneHealthy = sc.Counter("upstream_cx_none_healthy")
 	s.LbHealthyPanc = sc.Counter("lb_healthy_panic")
 	s.RqTime = sc.Histogram("upstream_rq_time")
+	s.Retry = newRetryStats(sc)
 	s.MembershipTotal = sc.Gauge("membership_total")
 	s.MembershipHealthy = sc.Gauge("membership_healthy")
 	s.MembershipDegraded = sc.Gauge("membership_degraded")

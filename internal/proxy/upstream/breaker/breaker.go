@@ -24,11 +24,30 @@ type Thresholds struct {
 	MaxPendingRequests int64
 	MaxRequests        int64
 	MaxRetries         int64
+	// RetryBudget, when set, replaces MaxRetries (Envoy's retry_budget:
+	// "If this field is set, the retry budget will override any configured
+	// retry circuit breaker").
+	RetryBudget *RetryBudget
 }
+
+// RetryBudget is a Thresholds.retry_budget: the active retries may be at
+// most Percent % of the active plus pending requests, and never less than
+// MinConcurrency.
+type RetryBudget struct {
+	Percent        float64 // budget_percent, default 20
+	MinConcurrency int64   // min_retry_concurrency, default 3
+}
+
+// Envoy's retry budget defaults.
+const (
+	DefaultBudgetPercent       = 20.0
+	DefaultMinRetryConcurrency = 3
+)
 
 // Defaults returns Envoy's default thresholds.
 func Defaults() Thresholds {
-	return Thresholds{DefaultMaxConnections, DefaultMaxPendingRequests, DefaultMaxRequests, DefaultMaxRetries}
+	return Thresholds{MaxConnections: DefaultMaxConnections, MaxPendingRequests: DefaultMaxPendingRequests,
+		MaxRequests: DefaultMaxRequests, MaxRetries: DefaultMaxRetries}
 }
 
 // limit is one resource: a count and its maximum, with Envoy's
@@ -40,18 +59,21 @@ type limit struct {
 	remaining *stats.Gauge
 }
 
-func (l *limit) tryAcquire() bool {
+func (l *limit) tryAcquire() bool { return l.tryAcquireMax(l.max) }
+
+// tryAcquireMax reserves one unit if fewer than max are reserved.
+func (l *limit) tryAcquireMax(max int64) bool {
 	for {
 		n := l.n.Load()
-		if n >= l.max {
+		if n >= max {
 			l.open.Set(1)
 			return false
 		}
 		if l.n.CompareAndSwap(n, n+1) {
-			if n+1 >= l.max {
+			if n+1 >= max {
 				l.open.Set(1)
 			}
-			l.remaining.Set(l.max - n - 1)
+			l.remaining.Set(max - n - 1)
 			return true
 		}
 	}
@@ -117,7 +139,23 @@ func (b *Breakers) TryPending() bool { return b.pen.tryAcquire() }
 func (b *Breakers) ReleasePending() { b.pen.release() }
 
 // TryRetry reserves an active retry; false means max_retries.
-func (b *Breakers) TryRetry() bool { return b.rt.tryAcquire() }
+// With a retry budget the maximum is computed at each call from the
+// active and pending requests (see retryLimit).
+func (b *Breakers) TryRetry() bool {
+	if b.T.RetryBudget == nil {
+		return b.rt.tryAcquire()
+	}
+	return b.rt.tryAcquireMax(b.retryLimit())
+}
+
+// retryLimit is the budget's current limit on active retries:
+// max(Percent % of (active + pending requests), MinConcurrency), as
+// Envoy's RetryBudgetImpl computes it.
+func (b *Breakers) retryLimit() int64 {
+	rb := b.T.RetryBudget
+	n := int64(rb.Percent / 100 * float64(b.rq.n.Load()+b.pen.n.Load()))
+	return max(n, rb.MinConcurrency)
+}
 
 // ReleaseRetry returns a retry reserved by TryRetry.
 func (b *Breakers) ReleaseRetry() { b.rt.release() }
