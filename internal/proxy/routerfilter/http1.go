@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
 	"github.com/weftmesh/weft/internal/proxy/relay"
 	"github.com/weftmesh/weft/internal/proxy/streaminfo"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/upstream/pool"
 )
 
@@ -422,6 +423,7 @@ func (rq *request) sendTimeout() {
 			Flag: streaminfo.DurationTimeout, Details: "max_duration_timeout", GRPCStatus: 4})
 		return
 	}
+	rq.host.RecordOutcome(upstream.OutcomeTimeout, 504)
 	rq.chargeAbort(504)
 	httpfilter.SendLocalReply(rq.s, 504, httpfilter.BodyUpstreamTimeout, streaminfo.UpstreamRequestTimeout, "upstream_response_timeout")
 }
@@ -439,8 +441,26 @@ func (rq *request) sendReset(status int, reason, tfr string, flag streaminfo.Res
 		details += "|" + tfr
 	}
 	details = strings.ReplaceAll(details+"}", " ", "_")
+	rq.recordLocalOrigin(flag)
 	rq.chargeAbort(status)
 	httpfilter.Send(rq.s, httpfilter.LocalReply{Status: status, Body: body, Flag: flag, Details: details, Overloaded: rq.overloaded})
+}
+
+// recordLocalOrigin reports a failed attempt to the host's outlier
+// detection: a connect failure (UF) as OutcomeConnectFailed, a connection
+// that ended, was reset or broke protocol before the response (UC, UR,
+// UPE) as OutcomeReset, as Envoy's router reports onPoolFailure and
+// onUpstreamReset. Overflow (UO) reaches no host and is not reported.
+func (rq *request) recordLocalOrigin(flag streaminfo.ResponseFlags) {
+	if rq.host == nil {
+		return
+	}
+	switch flag {
+	case streaminfo.UpstreamConnectionFailure:
+		rq.host.RecordOutcome(upstream.OutcomeConnectFailed, 0)
+	case streaminfo.UpstreamConnectionTermination, streaminfo.UpstreamRemoteReset, streaminfo.UpstreamProtocolError:
+		rq.host.RecordOutcome(upstream.OutcomeReset, 0)
+	}
 }
 
 // chargeAbort counts a request that ended before an upstream response as

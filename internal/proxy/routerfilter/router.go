@@ -291,8 +291,10 @@ func (rq *request) finishResponseHeaders() {
 	s.Info.FirstUpstreamByte = time.Since(s.Info.StartTime)
 }
 
-// recordUpstream counts an upstream response.
+// recordUpstream counts an upstream response, for the cluster's stats and
+// the host's outlier detection (once per upstream attempt).
 func (rq *request) recordUpstream(code int) {
+	rq.host.RecordOutcome(upstream.OutcomeResponse, code)
 	rq.cluster.Stats.RecordResponse(code)
 	rq.cluster.Stats.RqTime.Record(float64(time.Since(rq.upStart)) / float64(time.Millisecond))
 	if code >= 500 {
