@@ -82,9 +82,9 @@ const (
 //	backend::10.0.0.1:80::success_rate::-1
 //	backend::10.0.0.1:80::local_origin_success_rate::-1
 //
-// The outlier-detection lines Envoy prints for clusters with an outlier
-// detector are absent: the status proto carries no success-rate averages
-// and weft has no outlier detection yet. HostStatus has no canary field,
+// The cluster-level outlier lines Envoy prints for clusters with an
+// outlier detector (success-rate averages and ejection thresholds) are
+// absent: the status proto weft fills carries none. HostStatus has no canary field,
 // so canary is always false.
 func appendClustersText(b []byte, cs *adminv3.Clusters) []byte {
 	for _, c := range cs.GetClusterStatuses() {

@@ -59,7 +59,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 	for _, part := range []map[protoreflect.FullName]msgRule{
 		bootstrapRules(), listenerRules(), hcmRules(), routeRules(),
 		matcherRules(), clusterRules(), coreRules(), tlsRules(), rbacRules(), jwtRules(),
-		resilienceRules(),
+		resilienceRules(), healthRules(),
 	} {
 		for name, rule := range part {
 			rules[name] = rule
@@ -295,6 +295,7 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 			// UpstreamTlsContext or raw_buffer, chosen per endpoint by
 			// its filter_metadata["envoy.transport_socket_match"].
 			"transport_socket", "transport_socket_matches",
+			"outlier_detection", "health_checks", // see supported_health.go
 		).with(map[protoreflect.Name]fieldRule{
 			"type":      enumOf("STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS"),
 			"lb_policy": enumOf("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"),

@@ -106,10 +106,10 @@ func TestValidateErrors(t *testing.T) {
 		want  []string
 	}{{
 		name:  "unsupported field",
-		edits: []string{"    type: STATIC\n", "    type: STATIC\n    outlier_detection: {}\n    health_checks: [{timeout: 1s}]\n"},
+		edits: []string{"    type: STATIC\n", "    type: STATIC\n    cleanup_interval: 5s\n    ignore_health_on_host_removal: true\n"},
 		want: []string{
-			webPath + ".health_checks: not supported by weft-proxy",
-			webPath + ".outlier_detection: not supported by weft-proxy",
+			webPath + ".cleanup_interval: not supported by weft-proxy",
+			webPath + ".ignore_health_on_host_removal: not supported by weft-proxy",
 		},
 	}, {
 		name:  "unsupported field inside typed_config",
@@ -268,13 +268,13 @@ func TestValidateTypedConfigRequired(t *testing.T) {
 // TestParseAndValidateLines: validation problems get the file's lines, in
 // file order.
 func TestParseAndValidateLines(t *testing.T) {
-	in := edit(t, "route: {cluster: web}", "route: {cluster: api}", "    type: STATIC\n", "    type: STATIC\n    outlier_detection: {}\n")
+	in := edit(t, "route: {cluster: web}", "route: {cluster: api}", "    type: STATIC\n", "    type: STATIC\n    cleanup_interval: 5s\n")
 	b, err := ParseAndValidate([]byte(in), "t.yaml")
 	if b != nil {
 		t.Error("a bootstrap returned with problems")
 	}
 	assertErrors(t, err, []string{
 		"t.yaml:19: " + routePath + `.route.cluster: unknown cluster "api": it is not in static_resources.clusters`,
-		"t.yaml:27: " + webPath + ".outlier_detection: not supported by weft-proxy",
+		"t.yaml:27: " + webPath + ".cleanup_interval: not supported by weft-proxy",
 	})
 }

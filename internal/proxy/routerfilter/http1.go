@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
 	"github.com/weftmesh/weft/internal/proxy/relay"
 	"github.com/weftmesh/weft/internal/proxy/streaminfo"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/upstream/pool"
 )
 
@@ -469,6 +470,28 @@ func (rq *request) sendReset(status int, reason, tfr string, flag streaminfo.Res
 	details = strings.ReplaceAll(details+"}", " ", "_")
 	rq.chargeAbort(status)
 	httpfilter.Send(rq.s, httpfilter.LocalReply{Status: status, Body: body, Flag: flag, Details: details, Overloaded: rq.overloaded})
+}
+
+// recordFailure reports a try that failed before its response to the
+// host's outlier detection, once per try (retryFailure calls it for every
+// such try, retried or not), as Envoy's router reports onPoolFailure,
+// onUpstreamReset and its timeouts: a connect failure as
+// OutcomeConnectFailed, a reset, refused stream or malformed response as
+// OutcomeReset, a per-try or route timeout as OutcomeTimeout. Overflow
+// reaches no host and a downstream failure is not the host's: neither is
+// reported.
+func (rq *request) recordFailure(f failure) {
+	if rq.host == nil {
+		return
+	}
+	switch f {
+	case failConnect:
+		rq.host.RecordOutcome(upstream.OutcomeConnectFailed, 0)
+	case failReset, failRefused:
+		rq.host.RecordOutcome(upstream.OutcomeReset, 0)
+	case failPerTry, failFinal:
+		rq.host.RecordOutcome(upstream.OutcomeTimeout, 504)
+	}
 }
 
 // chargeAbort counts a request that ended before an upstream response as

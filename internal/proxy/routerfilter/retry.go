@@ -357,6 +357,7 @@ func (rq *request) retryResponse() bool {
 // It returns true when the try will be retried: the caller must then not
 // answer. Otherwise the caller answers as without retries.
 func (rq *request) retryFailure(f failure, started bool) bool {
+	rq.recordFailure(f)
 	rs := rq.retry
 	if rs == nil {
 		return false

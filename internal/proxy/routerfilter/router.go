@@ -365,11 +365,12 @@ func (rq *request) finishResponseHeaders() {
 	s.Info.FirstUpstreamByte = time.Since(s.Info.StartTime)
 }
 
-// recordUpstream counts an upstream response. It is called once for every
-// try that got a response head, retried or not (a try that failed before
-// its response is counted where it failed: poolError, upstreamFailed,
-// http2Failed).
+// recordUpstream counts an upstream response, for the cluster's stats and
+// the host's outlier detection. It is called once for every try that got a
+// response head, retried or not (a try that failed before its response is
+// counted where it failed: poolError, upstreamFailed, http2Failed).
 func (rq *request) recordUpstream(code int) {
+	rq.host.RecordOutcome(upstream.OutcomeResponse, code)
 	rq.cluster.Stats.RecordResponse(code)
 	rq.cluster.Stats.RqTime.Record(float64(time.Since(rq.upStart)) / float64(time.Millisecond))
 	if code >= 500 {

@@ -11,6 +11,7 @@ import (
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -105,17 +106,29 @@ func (s *Server) clusterStatuses() *adminv3.Clusters {
 					counter("rq_success", h.Stats.RqSuccess.Value()),
 					counter("rq_timeout", h.Stats.RqTimeout.Value()),
 				},
-				HealthStatus: &adminv3.HostHealthStatus{EdsHealthStatus: corev3.HealthStatus(h.Health())},
-				Weight:       h.Weight(),
-				Hostname:     h.Hostname(),
-				Priority:     h.Priority(),
-				Locality:     &corev3.Locality{Region: loc.Region, Zone: loc.Zone, SubZone: loc.SubZone},
+				HealthStatus: &adminv3.HostHealthStatus{EdsHealthStatus: corev3.HealthStatus(h.Health()),
+					FailedOutlierCheck: h.FailedOutlierCheck(), FailedActiveHealthCheck: h.FailedActiveHealthCheck()},
+				SuccessRate:            successRate(h.SuccessRate(false)),
+				LocalOriginSuccessRate: successRate(h.SuccessRate(true)),
+				Weight:                 h.Weight(),
+				Hostname:               h.Hostname(),
+				Priority:               h.Priority(),
+				Locality:               &corev3.Locality{Region: loc.Region, Zone: loc.Zone, SubZone: loc.SubZone},
 			}
 			cs.HostStatuses = append(cs.HostStatuses, hs)
 		}
 		out.ClusterStatuses = append(out.ClusterStatuses, cs)
 	}
 	return out
+}
+
+// successRate is an outlier success rate for /clusters: absent when the
+// detector has none (-1).
+func successRate(v float64) *typev3.Percent {
+	if v < 0 {
+		return nil
+	}
+	return &typev3.Percent{Value: v}
 }
 
 // breakerThresholds are the circuit-breaker limits in force, for /clusters

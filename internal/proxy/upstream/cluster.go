@@ -13,7 +13,9 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/codec/http1"
 	"github.com/weftmesh/weft/internal/proxy/upstream/breaker"
+	"github.com/weftmesh/weft/internal/proxy/upstream/healthcheck"
 	"github.com/weftmesh/weft/internal/proxy/upstream/lb"
+	"github.com/weftmesh/weft/internal/proxy/upstream/outlier"
 	"github.com/weftmesh/weft/internal/proxy/upstream/pool"
 )
 
@@ -50,6 +52,16 @@ type Cluster struct {
 	transports *transports
 
 	set atomic.Pointer[hostSet]
+
+	// Health (health.go): the outlier detector and the active health
+	// check, both nil when not configured, and the health goroutine's
+	// wake-up channel.
+	detector    *outlier.Detector
+	hc          *healthcheck.Config
+	hcStats     *healthcheck.Stats
+	wake        chan struct{}
+	healthDirty atomic.Bool
+	healthDone  chan struct{}
 
 	mu      sync.Mutex // serializes host-set updates
 	stop    chan struct{}
@@ -97,14 +109,22 @@ func (c *Cluster) Ready() <-chan struct{} { return c.ready }
 
 func (c *Cluster) markReady() { c.readyMu.Do(func() { close(c.ready) }) }
 
-// setHosts publishes a new host set built from hosts.
+// setHosts publishes a new host set built from hosts and tells the health
+// goroutine, which checks the new hosts.
 func (c *Cluster) setHosts(hosts []*Host) {
+	c.publish(hosts)
+	c.poke()
+}
+
+// publish builds the host set of hosts with their current health and
+// swaps it in.
+func (c *Cluster) publish(hosts []*Host) {
 	s := buildHostSet(hosts, c.setOpts)
 	c.set.Store(s)
 	var healthy, degraded int
 	for _, h := range hosts {
 		switch {
-		case h.Health().healthy():
+		case h.healthy():
 			healthy++
 		case h.Health() == HealthDegraded:
 			degraded++
@@ -122,6 +142,12 @@ func (c *Cluster) newHost(addr, hostname string, ep endpointMeta) *Host {
 	h.meta.Store(&hostMeta{hostname: hostname, weight: ep.weight, priority: ep.priority, locality: ep.locality})
 	h.addr.Store(&addr)
 	h.health.Store(uint32(ep.health))
+	if c.detector != nil {
+		h.outlier = c.detector.NewMonitor()
+	}
+	// Envoy marks a new host of a cluster with a health checker
+	// FAILED_ACTIVE_HC until its first check passes.
+	h.hcFailed.Store(c.hc != nil)
 	po := c.poolOpts
 	po.Addr = h.Address
 	ps := c.Stats.Pool

@@ -8,6 +8,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/stats"
 	"github.com/weftmesh/weft/internal/proxy/tlsctx"
+	"github.com/weftmesh/weft/internal/proxy/upstream/outlier"
 	"github.com/weftmesh/weft/internal/proxy/upstream/pool"
 )
 
@@ -69,6 +70,11 @@ type Host struct {
 	addr    atomic.Pointer[string] // "ip:port"
 	meta    atomic.Pointer[hostMeta]
 	health  atomic.Uint32
+	// outlier is the host's outlier monitor (nil without
+	// outlier_detection); hcFailed is Envoy's FAILED_ACTIVE_HC, written by
+	// the host's health-check session (see health.go).
+	outlier  *outlier.Monitor
+	hcFailed atomic.Bool
 
 	Stats HostStats
 	// tls is the host's transport socket (nil: plaintext), chosen from its

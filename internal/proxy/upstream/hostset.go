@@ -67,7 +67,7 @@ func buildHostSet(hosts []*Host, o hostSetOptions) *hostSet {
 	for i, h := range hosts {
 		l := s.levels[prios[i]]
 		l.all = append(l.all, h)
-		if h.Health().healthy() {
+		if h.healthy() {
 			l.healthy = append(l.healthy, h)
 		}
 	}
@@ -190,7 +190,7 @@ func (l *level) buildLocalities(o hostSetOptions) {
 			weights[lh] = uint64(o.localityWeight(h))
 		}
 		totals[lh]++
-		if h.Health().healthy() {
+		if h.healthy() {
 			lh.hosts = append(lh.hosts, h)
 		}
 	}

@@ -212,6 +212,9 @@ func (m *Manager) build(cfg *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssig
 	}
 	c.Stats = newClusterStats(m.o.Stats.Root(), c.name)
 	c.Breakers = breaker.New(thresholds(cfg), m.o.Stats.Root().Tagged("cluster", "envoy_cluster_name", c.name))
+	if err := c.initHealth(); err != nil {
+		return nil, err
+	}
 	panicThreshold := 50.0
 	if p := cfg.GetCommonLbConfig().GetHealthyPanicThreshold(); p != nil {
 		panicThreshold = p.GetValue()
@@ -322,5 +325,8 @@ func (c *Cluster) start(o Options) {
 	switch c.config.GetType() {
 	case clusterv3.Cluster_STRICT_DNS, clusterv3.Cluster_LOGICAL_DNS:
 		go c.resolveLoop(o)
+	}
+	if c.detector != nil || c.hc != nil {
+		go c.healthLoop()
 	}
 }
