@@ -56,5 +56,6 @@ func (s *Server) httpFilters(statPrefix string) *httpfilter.Registry {
 	scope := s.stats.Root().Tagged("http", "envoy_http_conn_manager_prefix", statPrefix)
 	rbac.RegisterHTTP(r, scope)
 	s.registerJWT(r, scope) // jwt.go
+	s.registerResilienceFilters(r, scope) // resiliencefilters.go
 	return r
 }
