@@ -95,7 +95,7 @@ func New(cfg *faultv3.HTTPFault, o Options) (*Filter, error) {
 // and ends early, resetting the stream, when the downstream goes away.
 func (f *Filter) DecodeHeaders(s *httpfilter.Stream) httpfilter.Status {
 	st := f.settings
-	if pr, ok := s.FilterConfig.(*Settings); ok {
+	if pr, ok := s.FilterConfig.(*Settings); ok && pr != nil {
 		st = pr // the route's configuration replaces the filter's
 	}
 	if st.Empty() || !st.applies(s) {

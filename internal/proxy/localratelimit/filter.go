@@ -78,7 +78,7 @@ func New(cfg *lrlv3.LocalRateLimit, o Options) (*Filter, error) {
 // response writer when x-ratelimit headers are enabled.
 func (f *Filter) DecodeHeaders(s *httpfilter.Stream) httpfilter.Status {
 	c := f.cfg
-	if pr, ok := s.FilterConfig.(*Config); ok {
+	if pr, ok := s.FilterConfig.(*Config); ok && pr != nil {
 		c = pr // the route's (or virtual host's) configuration and bucket
 	}
 	if !c.enabled.hit(f.random()) {
