@@ -346,3 +346,37 @@ func readAll(resp *http.Response) string {
 		}
 	}
 }
+
+// TestFilterDisabledByDefault: an http_filters entry with disabled: true
+// (here a fault filter that aborts everything) runs only on routes whose
+// typed_per_filter_config enables it, with a FilterConfig whose empty
+// config keeps the listener-level configuration.
+func TestFilterDisabledByDefault(t *testing.T) {
+	f := front{
+		Routes: vhost(`  - match: {prefix: /enabled}
+    route: {cluster: backend}
+    typed_per_filter_config:
+      aborter:
+        "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+        config: {}
+`, `  - match: {prefix: /}
+    route: {cluster: backend}
+`),
+		Clusters: map[string]string{"backend": startEcho(t, "a")},
+	}
+	const anchor = "          http_filters:\n"
+	y := strings.Replace(f.yaml(), anchor, anchor+`          - name: aborter
+            disabled: true
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              abort: {http_status: 503, percentage: {numerator: 100}}
+`, 1)
+	p := StartProxy(t, y)
+	c := Client()
+	if code, _, _ := Get(t, c, p.URL("front")+"/other"); code != 200 {
+		t.Errorf("route without per-route config: %d, want 200 (filter disabled by default)", code)
+	}
+	if code, body, _ := Get(t, c, p.URL("front")+"/enabled"); code != 503 || body != "fault filter abort" {
+		t.Errorf("route enabling the filter: %d %q, want 503 fault filter abort", code, body)
+	}
+}

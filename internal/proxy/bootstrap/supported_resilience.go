@@ -43,7 +43,8 @@ func resilienceRules() map[protoreflect.FullName]msgRule {
 		"envoy.type.v3.HttpStatus":                      fields("code"),
 		"envoy.config.core.v3.RuntimeFractionalPercent": fields("default_value", "runtime_key"),
 		filterConfigMsg: {
-			"config":      anyOf(faultType, localRateLimit),
+			// An empty config enables the filter without configuration.
+			"config":      {Types: []protoreflect.FullName{faultType, localRateLimit}, EmptyAny: true},
 			"is_optional": field(),
 			"disabled":    field(),
 		},
