@@ -114,6 +114,9 @@ func (c *checker) value(v protoreflect.Value, fd protoreflect.FieldDescriptor, f
 	child := v.Message()
 	name := child.Descriptor().FullName()
 	if name == anyFullName {
+		if fr.EmptyAny && isEmptyAny(child) {
+			return
+		}
 		c.any(child, fr.Types, path)
 		return
 	}
@@ -168,6 +171,12 @@ func (c *checker) any(a protoreflect.Message, types []protoreflect.FullName, pat
 	}
 	rule, _ := ruleFor(name)
 	c.message(inner, rule, path)
+}
+
+// isEmptyAny reports whether an Any has neither type nor contents.
+func isEmptyAny(a protoreflect.Message) bool {
+	fds := a.Descriptor().Fields()
+	return a.Get(fds.ByName("type_url")).String() == "" && len(a.Get(fds.ByName("value")).Bytes()) == 0
 }
 
 // sortedMapKeys returns a map's keys in order, for deterministic output.

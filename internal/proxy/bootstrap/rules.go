@@ -28,6 +28,10 @@ type fieldRule struct {
 	// supported to different extents in different places). nil means "use
 	// the type's entry".
 	Fields msgRule
+	// EmptyAny, for an Any field, accepts an Any without "@type" and
+	// contents (FilterConfig.config: enable a filter on a route without
+	// configuration).
+	EmptyAny bool
 	// Check, when set, vets a set value and returns why it is not supported
 	// ("" when it is). For a list or map it is called once per element.
 	Check func(protoreflect.Value) string

@@ -59,7 +59,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 	for _, part := range []map[protoreflect.FullName]msgRule{
 		bootstrapRules(), listenerRules(), hcmRules(), routeRules(),
 		matcherRules(), clusterRules(), coreRules(), tlsRules(), rbacRules(), jwtRules(),
-		resilienceRules(), healthRules(),
+		resilienceRules(), healthRules(), filterRules(), // supported_health.go, supported_resilience.go
 	} {
 		for name, rule := range part {
 			rules[name] = rule
@@ -159,8 +159,11 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 		}),
 		"envoy.extensions.filters.network.http_connection_manager.v3.Rds": fields("config_source", "route_config_name"),
 		"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": {
-			"name":         field(),
-			"typed_config": anyOf(routerType, rbacHTTPType, jwtAuthnType),
+			"name": field(),
+			"typed_config": anyOf(routerType, rbacHTTPType, jwtAuthnType,
+				faultType, localRateLimit), // supported_resilience.go
+			// Disabled until a route's typed_per_filter_config enables it.
+			"disabled": field(),
 		},
 		hcmType + ".UpgradeConfig": {
 			"upgrade_type": {Check: checkUpgradeType},
@@ -178,17 +181,17 @@ func routeRules() map[protoreflect.FullName]msgRule {
 			"validate_clusters", // default true for static route tables, as Envoy
 			"max_direct_response_body_size_bytes",
 			"ignore_port_in_host_matching", // Istio sets it on gateway route tables
-		),
+		).with(map[protoreflect.Name]fieldRule{"typed_per_filter_config": perFilterConfigTypes()}),
 		"envoy.config.route.v3.VirtualHost": withHeaderMutations(
 			"name", "domains", "routes",
 			// retries (resilienceRules)
 			"retry_policy", "include_request_attempt_count", "include_attempt_count_in_response",
 			"per_request_buffer_limit_bytes",
-		),
+		).with(map[protoreflect.Name]fieldRule{"typed_per_filter_config": perFilterConfigTypes()}),
 		"envoy.config.route.v3.Route": withHeaderMutations(
 			"name", "match", "route", "redirect", "direct_response", "metadata",
 			"per_request_buffer_limit_bytes", // body buffered for retries and shadows
-		),
+		).with(map[protoreflect.Name]fieldRule{"typed_per_filter_config": perFilterConfigTypes()}),
 		"envoy.config.route.v3.RouteMatch": fields(
 			"prefix", "path", "safe_regex", "path_separated_prefix",
 			"case_sensitive", "headers", "query_parameters", "grpc",

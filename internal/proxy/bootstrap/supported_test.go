@@ -101,7 +101,8 @@ func checkFieldRule(t *testing.T, at string, fd protoreflect.FieldDescriptor, fr
 func TestSupportedAnyTypesSorted(t *testing.T) {
 	got := supportedAnyTypes()
 	want := []protoreflect.FullName{routerType, tlsInspectorType, hcmType, tcpProxyType, httpOptionsType,
-		downstreamTLS, upstreamTLS, rawBufferType, rbacHTTPType, rbacNetworkType, jwtAuthnType, previousHostsType}
+		downstreamTLS, upstreamTLS, rawBufferType, rbacHTTPType, rbacNetworkType, jwtAuthnType, previousHostsType,
+		faultType, localRateLimit, filterConfigMsg}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("supportedAnyTypes() = %v, want %v", got, want)

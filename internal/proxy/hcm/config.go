@@ -69,6 +69,9 @@ type Manager struct {
 
 	routes  atomic.Pointer[router.Table]
 	filters []httpfilter.Filter
+	// chain holds each filter's name and HttpFilter.disabled, parallel to
+	// filters (perroute.go).
+	chain []chainEntry
 	// rdsName is rds.route_config_name; "" with an inline route_config.
 	rdsName         string
 	rdsFetchTimeout time.Duration
@@ -270,6 +273,10 @@ func (m *Manager) buildFilters(cfg *hcmv3.HttpConnectionManager) error {
 			m.suppressEnvoyHeaders = true
 		}
 		m.filters = append(m.filters, f)
+		if terminal && hf.GetDisabled() {
+			return fmt.Errorf("%s (%s).disabled: the router cannot be disabled", path, hf.GetName())
+		}
+		m.chain = append(m.chain, chainEntry{name: hf.GetName(), disabled: hf.GetDisabled()})
 	}
 	return nil
 }
@@ -320,7 +327,7 @@ func (m *Manager) RDSInitialFetchTimeout() time.Duration { return m.rdsFetchTime
 // defaults to false, as Envoy's does for RDS (an inline table's clusters
 // are checked by bootstrap validation).
 func (m *Manager) RouteCompileOptions() router.CompileOptions {
-	return router.CompileOptions{SuppressEnvoyHeaders: m.suppressEnvoyHeaders}
+	return router.CompileOptions{SuppressEnvoyHeaders: m.suppressEnvoyHeaders, FilterConfigs: m.filterConfigParser()}
 }
 
 // SetRoutes replaces the route table (RDS). t must have been compiled with

@@ -87,11 +87,7 @@ func (m *Manager) route(s *httpfilter.Stream) {
 		httpfilter.SendLocalReply(s, 404, "", streaminfo.NoRouteFound, "route_not_found")
 		return
 	}
-	for _, f := range m.filters {
-		if f.DecodeHeaders(s) == httpfilter.Stop {
-			return
-		}
-	}
+	m.runFilters(s)
 }
 
 // upgradeAllowed applies upgrade_configs: the route's setting for the

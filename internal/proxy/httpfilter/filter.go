@@ -16,7 +16,11 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/internal/proxy/router"
 )
+
+var _ router.FilterConfigParser = (*Registry)(nil)
 
 // Status says whether the chain continues after a filter.
 type Status uint8
@@ -57,6 +61,9 @@ type registration struct {
 	newConfig func() proto.Message
 	factory   Factory
 	terminal  bool
+	// perRoute parses the type's per-route configuration (nil: the type
+	// is not accepted in typed_per_filter_config).
+	perRoute PerRouteFactory
 }
 
 // NewRegistry returns an empty registry.
@@ -66,11 +73,10 @@ func NewRegistry() *Registry { return &Registry{byType: map[string]registration{
 // the router (a chain must end with a terminal filter and have no other).
 func (r *Registry) Register(msg proto.Message, terminal bool, f Factory) {
 	name := string(msg.ProtoReflect().Descriptor().FullName())
-	r.byType[name] = registration{
-		newConfig: func() proto.Message { return msg.ProtoReflect().New().Interface() },
-		factory:   f,
-		terminal:  terminal,
-	}
+	reg := r.byType[name]
+	reg.newConfig = func() proto.Message { return msg.ProtoReflect().New().Interface() }
+	reg.factory, reg.terminal = f, terminal
+	r.byType[name] = reg
 }
 
 // Build unpacks cfg and builds the filter. It reports whether the filter is
@@ -78,7 +84,7 @@ func (r *Registry) Register(msg proto.Message, terminal bool, f Factory) {
 func (r *Registry) Build(cfg *anypb.Any, deps Deps) (Filter, bool, error) {
 	name := string(cfg.MessageName())
 	reg, ok := r.byType[name]
-	if !ok {
+	if !ok || reg.factory == nil {
 		return nil, false, fmt.Errorf("HTTP filter type %s is not supported by weft-proxy", name)
 	}
 	msg := reg.newConfig()
@@ -90,6 +96,45 @@ func (r *Registry) Build(cfg *anypb.Any, deps Deps) (Filter, bool, error) {
 		return nil, false, fmt.Errorf("%s: %w", name, err)
 	}
 	return f, reg.terminal, nil
+}
+
+// PerRouteFactory parses a per-route configuration (typed_per_filter_config)
+// into the value filters find in Stream.FilterConfig. It runs when a route
+// table is compiled; the value it returns must be safe for concurrent use.
+type PerRouteFactory func(cfg proto.Message) (any, error)
+
+// RegisterPerRoute accepts configurations of msg's type in
+// typed_per_filter_config and parses them with f. The type need not be a
+// filter type registered with Register (Envoy filters may have a distinct
+// per-route message).
+func (r *Registry) RegisterPerRoute(msg proto.Message, f PerRouteFactory) {
+	name := string(msg.ProtoReflect().Descriptor().FullName())
+	reg := r.byType[name]
+	if reg.newConfig == nil {
+		reg.newConfig = func() proto.Message { return msg.ProtoReflect().New().Interface() }
+	}
+	reg.perRoute = f
+	r.byType[name] = reg
+}
+
+// ParsePerRouteConfig implements router.FilterConfigParser: it unpacks cfg
+// and parses it with the factory RegisterPerRoute gave for its type. known
+// is false when no factory takes the type.
+func (r *Registry) ParsePerRouteConfig(cfg *anypb.Any) (parsed any, known bool, err error) {
+	name := string(cfg.MessageName())
+	reg, ok := r.byType[name]
+	if !ok || reg.perRoute == nil {
+		return nil, false, nil
+	}
+	msg := reg.newConfig()
+	if err := cfg.UnmarshalTo(msg); err != nil {
+		return nil, true, fmt.Errorf("decode %s: %w", name, err)
+	}
+	v, err := reg.perRoute(msg)
+	if err != nil {
+		return nil, true, fmt.Errorf("%s: %w", name, err)
+	}
+	return v, true, nil
 }
 
 // Clone returns a registry with the same registrations, to which more can

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/weftmesh/weft/internal/proxy/headers"
+	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/streaminfo"
 )
 
@@ -26,10 +27,17 @@ type LocalReply struct {
 	// GRPCStatus, when non-zero, is the gRPC status of the reply to a gRPC
 	// request instead of the one mapped from Status.
 	GRPCStatus int
+	// HasGRPCStatus makes GRPCStatus apply even when it is 0 (OK), as a
+	// fault filter's grpc_status abort may ask.
+	HasGRPCStatus bool
 	// Overloaded adds "x-envoy-overloaded: true", as Envoy does when a
 	// circuit breaker refuses a request (unless envoy headers are
 	// suppressed).
 	Overloaded bool
+	// Headers, when set, is applied to the reply's headers before they are
+	// sent (Envoy's sendLocalReply modify_headers; e.g. the local rate
+	// limit's response_headers_to_add).
+	Headers *router.HeaderMutation
 }
 
 // SendLocalReply answers the request from the proxy itself, as Envoy's
@@ -55,10 +63,11 @@ func Send(s *Stream, lr LocalReply) {
 	if lr.Overloaded && !s.SuppressEnvoyHeaders {
 		r.Set("x-envoy-overloaded", "true")
 	}
+	lr.Headers.Apply(&r.Map, &s.Req, nil)
 	var num [20]byte
 	if s.GRPC {
 		gs := lr.GRPCStatus
-		if gs == 0 {
+		if gs == 0 && !lr.HasGRPCStatus {
 			gs = GRPCStatusFromHTTP(status)
 		}
 		r.Status = 200

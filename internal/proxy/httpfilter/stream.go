@@ -80,6 +80,12 @@ type Stream struct {
 	// when none matched).
 	Route       *router.Route
 	VirtualHost *router.VirtualHost
+	// FilterConfig is the running filter's per-route configuration (the
+	// Config of s.Route.FilterConfig under the filter's name in
+	// http_filters: route, then virtual host, then route configuration
+	// level), or nil. The connection manager sets it before each filter's
+	// DecodeHeaders; a filter that needs it later keeps its own copy.
+	FilterConfig any
 
 	// GRPC is set when the request's content-type is application/grpc*:
 	// local replies are then sent as gRPC trailers-only responses.
@@ -109,6 +115,7 @@ func (s *Stream) Reset() {
 	s.Info.Reset()
 	s.Conn = nil
 	s.Route, s.VirtualHost = nil, nil
+	s.FilterConfig = nil
 	s.GRPC, s.CloseConnection, s.SuppressEnvoyHeaders = false, false, false
 	s.Metadata = nil
 }

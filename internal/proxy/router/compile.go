@@ -26,7 +26,8 @@ func (c *compiler) compileTable(rc *routev3.RouteConfiguration) (*Table, error) 
 	if err := checkFields(rc, "", "name", "virtual_hosts", "request_headers_to_add", "request_headers_to_remove",
 		"response_headers_to_add", "response_headers_to_remove", "most_specific_header_mutations_wins",
 		"validate_clusters", "max_direct_response_body_size_bytes", "ignore_port_in_host_matching",
-		"ignore_path_parameters_in_path_matching", "metadata"); err != nil {
+		"ignore_path_parameters_in_path_matching", "metadata",
+		"typed_per_filter_config"); err != nil {
 		return nil, err
 	}
 	t := &Table{
@@ -47,6 +48,9 @@ func (c *compiler) compileTable(rc *routev3.RouteConfiguration) (*Table, error) 
 		c.validateClusters = v.GetValue()
 	}
 	var err error
+	if t.filters, err = c.compilePerFilter(rc.GetTypedPerFilterConfig(), "typed_per_filter_config"); err != nil {
+		return nil, err
+	}
 	t.request, err = compileMutation(rc.GetRequestHeadersToAdd(), rc.GetRequestHeadersToRemove(),
 		"request_headers_to_add", "request_headers_to_remove")
 	if err != nil {
@@ -78,7 +82,7 @@ func (c *compiler) compileVirtualHost(vhc *routev3.VirtualHost, path string, t *
 	if err := checkFields(vhc, path, "name", "domains", "routes", "request_headers_to_add",
 		"request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove", "metadata",
 		"retry_policy", "include_request_attempt_count", "include_attempt_count_in_response",
-		"per_request_buffer_limit_bytes"); err != nil {
+		"per_request_buffer_limit_bytes", "typed_per_filter_config"); err != nil {
 		return nil, err
 	}
 	vh := &VirtualHost{name: vhc.GetName(), table: t}
@@ -86,6 +90,9 @@ func (c *compiler) compileVirtualHost(vhc *routev3.VirtualHost, path string, t *
 		return nil, err
 	}
 	var err error
+	if vh.filters, err = c.compilePerFilter(vhc.GetTypedPerFilterConfig(), field(path, "typed_per_filter_config")); err != nil {
+		return nil, err
+	}
 	vh.request, err = compileMutation(vhc.GetRequestHeadersToAdd(), vhc.GetRequestHeadersToRemove(),
 		field(path, "request_headers_to_add"), field(path, "request_headers_to_remove"))
 	if err != nil {
@@ -109,11 +116,16 @@ func (c *compiler) compileVirtualHost(vhc *routev3.VirtualHost, path string, t *
 func (c *compiler) compileRoute(rtc *routev3.Route, path string, vh *VirtualHost) (*Route, error) {
 	if err := checkFields(rtc, path, "name", "match", "route", "redirect", "direct_response",
 		"request_headers_to_add", "request_headers_to_remove", "response_headers_to_add",
-		"response_headers_to_remove", "metadata", "per_request_buffer_limit_bytes"); err != nil {
+		"response_headers_to_remove", "metadata", "per_request_buffer_limit_bytes",
+		"typed_per_filter_config"); err != nil {
 		return nil, err
 	}
 	r := &Route{name: rtc.GetName(), vhost: vh}
-	var err error
+	own, err := c.compilePerFilter(rtc.GetTypedPerFilterConfig(), field(path, "typed_per_filter_config"))
+	if err != nil {
+		return nil, err
+	}
+	r.filters = mergePerFilter(vh.table.filters, vh.filters, own)
 	if r.match, err = compileRouteMatch(rtc.GetMatch(), field(path, "match")); err != nil {
 		return nil, err
 	}

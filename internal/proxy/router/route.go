@@ -78,6 +78,9 @@ type Route struct {
 
 	request  mutation
 	response mutation
+	// filters is typed_per_filter_config merged with the virtual host's and
+	// the route configuration's (perfilter.go).
+	filters perFilter
 
 	// ActionRoute
 	targets               []ClusterTarget
@@ -313,6 +316,7 @@ type VirtualHost struct {
 	routes   []*Route
 	request  mutation
 	response mutation
+	filters  perFilter // typed_per_filter_config
 	table    *Table
 
 	resilience // retry policy, attempt counts, buffer limit (mirror.go)

@@ -45,6 +45,9 @@ type CompileOptions struct {
 	ClusterExists func(name string) bool
 	// ReadFile reads direct_response body files; os.ReadFile when nil.
 	ReadFile func(name string) ([]byte, error)
+	// FilterConfigs parses typed_per_filter_config values (perfilter.go);
+	// when nil they are kept unparsed.
+	FilterConfigs FilterConfigParser
 }
 
 // wildcardLevel holds the wildcard domains of one length.
@@ -68,6 +71,7 @@ type Table struct {
 
 	request  mutation
 	response mutation
+	filters  perFilter // typed_per_filter_config
 
 	hostPort             HostPortStripping
 	stripTrailingHostDot bool

@@ -50,11 +50,14 @@ func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining)
 // httpFilters returns the HTTP filter registry of one connection manager:
 // the server's, plus envoy.filters.http.rbac and
 // envoy.filters.http.jwt_authn with the manager's stats scope
-// (http.<stat_prefix>.rbac.*, http.<stat_prefix>.jwt_authn.*).
+// (http.<stat_prefix>.rbac.*, http.<stat_prefix>.jwt_authn.*), and
+// envoy.filters.http.fault and envoy.filters.http.local_ratelimit.
 func (s *Server) httpFilters(statPrefix string) *httpfilter.Registry {
 	r := s.filters.Clone()
 	scope := s.stats.Root().Tagged("http", "envoy_http_conn_manager_prefix", statPrefix)
 	rbac.RegisterHTTP(r, scope)
 	s.registerJWT(r, scope) // jwt.go
+	// fault and local_ratelimit: resiliencefilters.go
+	s.registerResilienceFilters(r, scope)
 	return r
 }
