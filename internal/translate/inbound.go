@@ -197,6 +197,7 @@ func inboundListener(ip inboundPort, cluster string, f inboundFilters) *listener
 			inline:     inboundRoute(cluster, ip.port),
 			filters:    f.http,
 			clientCert: true,
+			inbound:    true,
 		}))}
 	} else {
 		filters = append(append([]*listenerv3.Filter{}, f.tcp...), tcpProxyFilter(cluster, []weightedName{{name: cluster, weight: 1}}))
@@ -216,7 +217,7 @@ func inboundRoute(cluster string, port uint32) *routev3.RouteConfiguration {
 	rc := routeConfig(cluster, []*routev3.VirtualHost{{
 		Name:    "inbound|http|" + strconv.FormatUint(uint64(port), 10),
 		Domains: []string{"*"},
-		Routes:  []*routev3.Route{defaultRoute(cluster, nil, routeOpts{port: port})},
+		Routes:  []*routev3.Route{defaultRoute(cluster, nil, routeOpts{port: port, inbound: true})},
 	}})
 	rc.MaxDirectResponseBodySizeBytes = nil
 	return rc

@@ -71,7 +71,7 @@ func TestCheckSupportedResources(t *testing.T) {
 		name:   "unsupported HTTP filter type",
 		msg:    ingress(t, &routerv3.Router{}, &corsv3.Cors{}),
 		prefix: `listener "ingress"`,
-		want:   []string{chain + ".http_filters[1].typed_config: type envoy.extensions.filters.http.cors.v3.Cors is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication)"},
+		want:   []string{chain + ".http_filters[1].typed_config: type envoy.extensions.filters.http.cors.v3.Cors is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit)"},
 	}, {
 		name:   "unsupported field inside a supported type",
 		msg:    ingress(t, &routerv3.Router{StartChildSpan: true, DynamicStats: wrapperspb.Bool(false)}),
@@ -83,15 +83,15 @@ func TestCheckSupportedResources(t *testing.T) {
 	}, {
 		name: "cluster",
 		msg: &clusterv3.Cluster{
-			Name:             "web",
-			ConnectTimeout:   durationpb.New(1e9),
-			OutlierDetection: &clusterv3.OutlierDetection{},
-			LbPolicy:         clusterv3.Cluster_CLUSTER_PROVIDED,
+			Name:           "web",
+			ConnectTimeout: durationpb.New(1e9),
+			LbSubsetConfig: &clusterv3.Cluster_LbSubsetConfig{}, // issue 5 translation: outlier_detection is supported
+			LbPolicy:       clusterv3.Cluster_CLUSTER_PROVIDED,
 		},
 		prefix: `cluster "web"`,
 		want: []string{
 			`cluster "web".lb_policy: CLUSTER_PROVIDED is not supported by weft-proxy (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV)`,
-			`cluster "web".outlier_detection: not supported by weft-proxy`,
+			`cluster "web".lb_subset_config: not supported by weft-proxy`,
 		},
 	}, {
 		name: "enum number outside the enum",
@@ -103,12 +103,12 @@ func TestCheckSupportedResources(t *testing.T) {
 			Name: "v", Domains: []string{"*"}, RequireTls: routev3.VirtualHost_ALL,
 			Routes: []*routev3.Route{{
 				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-				Action: &routev3.Route_Route{Route: &routev3.RouteAction{RetryPolicy: &routev3.RetryPolicy{}}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{RateLimits: []*routev3.RateLimit{{}}}}, // issue 5 translation: retry_policy is supported
 			}},
 		}}},
 		prefix: `route "r"`,
 		want: []string{
-			`route "r".virtual_hosts[0].routes[0].route.retry_policy: not supported by weft-proxy`,
+			`route "r".virtual_hosts[0].routes[0].route.rate_limits: not supported by weft-proxy`,
 			`route "r".virtual_hosts[0].require_tls: not supported by weft-proxy`,
 		},
 	}, {

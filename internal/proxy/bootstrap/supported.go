@@ -5,6 +5,13 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	// issue 5 translation — reconciled at merge: extension types of
+	// issue5TranslationRules, linked for Parse and CheckSupported.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 )
 
 // This file is the supported subset of the Envoy v3 API: for each message
@@ -62,7 +69,79 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 			rules[name] = rule
 		}
 	}
+	issue5TranslationRules(rules)
 	return rules
+}
+
+// issue 5 translation — reconciled at merge.
+//
+// issue5TranslationRules adds what weft-control emits for issue 5
+// (internal/translate resilience_route.go, resilience_cluster.go,
+// ratelimit.go): route retry policies, request mirrors, the fault filter
+// and its per-route config, outlier detection, retry budgets, upstream TCP
+// keepalive and the local rate limit filter. The proxy branches (retry,
+// outlier, filters) add the same entries with their implementations; the
+// lead keeps theirs at merge and drops this block.
+func issue5TranslationRules(rules map[protoreflect.FullName]msgRule) {
+	const (
+		faultType       protoreflect.FullName = "envoy.extensions.filters.http.fault.v3.HTTPFault"
+		localRLType     protoreflect.FullName = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+		prevHostsType   protoreflect.FullName = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+		prevPrioType    protoreflect.FullName = "envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig"
+		retryPolicyType protoreflect.FullName = "envoy.config.route.v3.RetryPolicy"
+	)
+	hf := "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter"
+	hfTypes := append(append([]protoreflect.FullName{}, rules[protoreflect.FullName(hf)]["typed_config"].Types...), faultType, localRLType)
+	rules[protoreflect.FullName(hf)]["typed_config"] = anyOf(hfTypes...)
+	rules["envoy.config.route.v3.Route"].with(map[protoreflect.Name]fieldRule{
+		"typed_per_filter_config": {Keys: []string{"envoy.filters.http.fault"}, Types: []protoreflect.FullName{faultType}},
+	})
+	rules["envoy.config.route.v3.RouteAction"].with(map[protoreflect.Name]fieldRule{
+		"retry_policy": field(), "request_mirror_policies": field(),
+	})
+	rules["envoy.config.cluster.v3.Cluster"].with(map[protoreflect.Name]fieldRule{
+		"outlier_detection": field(), "upstream_connection_options": field(),
+	})
+	rules["envoy.config.cluster.v3.CircuitBreakers.Thresholds"].with(map[protoreflect.Name]fieldRule{
+		"retry_budget": field(),
+	})
+	for name, rule := range map[protoreflect.FullName]msgRule{
+		retryPolicyType: fields(
+			"retry_on", "num_retries", "per_try_timeout", "retry_host_predicate",
+			"host_selection_retry_max_attempts", "retriable_status_codes", "retry_priority", "retry_back_off",
+		),
+		retryPolicyType + ".RetryHostPredicate":                 {"name": field(), "typed_config": anyOf(prevHostsType)},
+		retryPolicyType + ".RetryPriority":                      {"name": field(), "typed_config": anyOf(prevPrioType)},
+		retryPolicyType + ".RetryBackOff":                       fields("base_interval", "max_interval"),
+		prevHostsType:                                           {},
+		prevPrioType:                                            fields("update_frequency"),
+		"envoy.config.route.v3.RouteAction.RequestMirrorPolicy": fields("cluster", "runtime_fraction", "trace_sampled"),
+		"envoy.config.core.v3.RuntimeFractionalPercent":         fields("default_value"),
+		"envoy.type.v3.FractionalPercent":                       fields("numerator", "denominator"),
+		faultType:                                               fields("delay", "abort"),
+		"envoy.extensions.filters.http.fault.v3.FaultAbort":     fields("http_status", "grpc_status", "percentage"),
+		"envoy.extensions.filters.common.fault.v3.FaultDelay":   fields("fixed_delay", "percentage"),
+		"envoy.config.cluster.v3.OutlierDetection": fields(
+			"consecutive_5xx", "interval", "base_ejection_time", "max_ejection_percent",
+			"enforcing_consecutive_5xx", "enforcing_success_rate",
+			"consecutive_gateway_failure", "enforcing_consecutive_gateway_failure",
+			"split_external_local_origin_errors", "consecutive_local_origin_failure",
+			"enforcing_consecutive_local_origin_failure", "enforcing_local_origin_success_rate",
+		),
+		"envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget": fields(
+			"budget_percent", "min_retry_concurrency", "budget_interval",
+		),
+		"envoy.config.cluster.v3.UpstreamConnectionOptions": fields("tcp_keepalive"),
+		"envoy.config.core.v3.TcpKeepalive":                 fields("keepalive_probes", "keepalive_time", "keepalive_interval"),
+		localRLType: fields(
+			"stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced",
+			"response_headers_to_add", "enable_x_ratelimit_headers",
+		),
+		"envoy.type.v3.HttpStatus":  fields("code"),
+		"envoy.type.v3.TokenBucket": fields("max_tokens", "tokens_per_fill", "fill_interval"),
+	} {
+		rules[name] = rule
+	}
 }
 
 func bootstrapRules() map[protoreflect.FullName]msgRule {

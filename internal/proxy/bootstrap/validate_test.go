@@ -106,10 +106,10 @@ func TestValidateErrors(t *testing.T) {
 		want  []string
 	}{{
 		name:  "unsupported field",
-		edits: []string{"    type: STATIC\n", "    type: STATIC\n    outlier_detection: {}\n    health_checks: [{timeout: 1s}]\n"},
+		edits: []string{"    type: STATIC\n", "    type: STATIC\n    lb_subset_config: {}\n    health_checks: [{timeout: 1s}]\n"},
 		want: []string{
 			webPath + ".health_checks: not supported by weft-proxy",
-			webPath + ".outlier_detection: not supported by weft-proxy",
+			webPath + ".lb_subset_config: not supported by weft-proxy",
 		},
 	}, {
 		name:  "unsupported field inside typed_config",
@@ -137,7 +137,7 @@ func TestValidateErrors(t *testing.T) {
 		name:  "type supported elsewhere but not here",
 		edits: []string{"typed_config: " + router, `typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: x, cluster: web}`},
 		want: []string{
-			hcmPath + ".http_filters[0].typed_config: type envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication)",
+			hcmPath + ".http_filters[0].typed_config: type envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit)",
 			hcmPath + ".http_filters[0]: the last HTTP filter must be the router (envoy.extensions.filters.http.router.v3.Router), not envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
 		},
 	}, {
@@ -268,13 +268,13 @@ func TestValidateTypedConfigRequired(t *testing.T) {
 // TestParseAndValidateLines: validation problems get the file's lines, in
 // file order.
 func TestParseAndValidateLines(t *testing.T) {
-	in := edit(t, "route: {cluster: web}", "route: {cluster: api}", "    type: STATIC\n", "    type: STATIC\n    outlier_detection: {}\n")
+	in := edit(t, "route: {cluster: web}", "route: {cluster: api}", "    type: STATIC\n", "    type: STATIC\n    lb_subset_config: {}\n")
 	b, err := ParseAndValidate([]byte(in), "t.yaml")
 	if b != nil {
 		t.Error("a bootstrap returned with problems")
 	}
 	assertErrors(t, err, []string{
 		"t.yaml:19: " + routePath + `.route.cluster: unknown cluster "api": it is not in static_resources.clusters`,
-		"t.yaml:27: " + webPath + ".outlier_detection: not supported by weft-proxy",
+		"t.yaml:27: " + webPath + ".lb_subset_config: not supported by weft-proxy",
 	})
 }
