@@ -74,9 +74,16 @@ func (s *scope) inbound(p *model.Proxy) perProxy {
 		f.http = append(f.http, jwt)
 	}
 	f.http = append(f.http, authz.http...) // jwt_authn, then RBAC, before the router
+	limits := s.st.rateLimitsFor(p)        // LocalRateLimit (ratelimit.go)
 	for _, ip := range s.inboundPorts(p) {
 		cluster := inboundCluster(ip.port)
-		l, ok := s.secureInbound(p, ip.port, inboundListener(ip, cluster, f)) // PeerAuthentication (mtls_inbound.go)
+		pf := f
+		if ip.protocol.IsHTTP() { // local_ratelimit is an HTTP filter: TCP ports are not limited
+			if rl := s.st.localRateLimitFilter(limits, ip.port); rl != nil {
+				pf.http = append(append([]*hcmv3.HttpFilter{}, f.http...), rl) // after jwt_authn and RBAC
+			}
+		}
+		l, ok := s.secureInbound(p, ip.port, inboundListener(ip, cluster, pf)) // PeerAuthentication (mtls_inbound.go)
 		if !ok {
 			continue
 		}
@@ -177,8 +184,9 @@ func containsString(list []string, s string) bool {
 }
 
 // inboundFilters are the policy filters of a proxy's inbound listeners:
-// HTTP filters that run before the router (jwt_authn, then RBAC), network
-// filters that run before tcp_proxy (RBAC).
+// HTTP filters that run before the router (jwt_authn, then RBAC, then the
+// port's local_ratelimit), network filters that run before tcp_proxy
+// (RBAC).
 type inboundFilters struct {
 	http []*hcmv3.HttpFilter
 	tcp  []*listenerv3.Filter
