@@ -1,7 +1,8 @@
 // Command weft-control is weft's control plane: it reads Istio
 // configuration from a directory (VirtualService, DestinationRule, Gateway,
 // ServiceEntry, WorkloadEntry, Sidecar, PeerAuthentication,
-// AuthorizationPolicy, RequestAuthentication), keeps the last good version
+// AuthorizationPolicy, RequestAuthentication, and weft's LocalRateLimit of
+// networking.weft.dev), keeps the last good version
 // of every object, serves Envoy xDS v3 over ADS to weft-proxy, Envoy and
 // proxyless gRPC clients, and runs the mesh CA.
 //

@@ -24,7 +24,9 @@ func newAnalyzeCommand(s streams) *cobra.Command {
 		Use:   "analyze -f PATH [-f PATH...]",
 		Short: "Check Istio configuration files the way weft-control loads them",
 		Long: `Analyze loads Istio configuration (networking.istio.io VirtualService,
-DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar) from files
+DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar;
+security.istio.io PeerAuthentication, AuthorizationPolicy and
+RequestAuthentication; weft's networking.weft.dev LocalRateLimit) from files
 and directories exactly as weft-control --config-dir does: every *.yaml, *.yml
 and *.json below a directory, multi-document YAML, Istio's validation rules and
 the cross-object checks. It prints every problem with its file, line, object,

@@ -76,7 +76,7 @@ func golden0(t *testing.T, name string) string {
 // configuration (the VirtualService's subsets are in another file).
 func TestAnalyzeValid(t *testing.T) {
 	code, out, _ := weft("analyze", "-f", "testdata/valid")
-	if code != 0 || out != "No problems in 3 files (10 objects).\n" {
+	if code != 0 || out != "No problems in 3 files (11 objects).\n" {
 		t.Fatalf("status %d, output %q", code, out)
 	}
 	code, out, _ = weft("analyze", "-f", "testdata/valid/routing.yaml", "-f", "testdata/valid/services.yaml", "-o", "json")
@@ -85,7 +85,7 @@ func TestAnalyzeValid(t *testing.T) {
 	}
 	// Alone, the routing file misses its ServiceEntry: warnings only.
 	code, out, _ = weft("analyze", "-f", "testdata/valid/routing.yaml")
-	if code != 0 || !strings.Contains(out, "0 errors and 3 warnings in 1 file: 2 objects valid, 0 objects rejected.") {
+	if code != 0 || !strings.Contains(out, "0 errors and 3 warnings in 1 file: 3 objects valid, 0 objects rejected.") {
 		t.Fatalf("status %d, output %q", code, out)
 	}
 }
@@ -93,7 +93,7 @@ func TestAnalyzeValid(t *testing.T) {
 // TestAnalyzeExample: the README's local mesh example is clean.
 func TestAnalyzeExample(t *testing.T) {
 	code, out, _ := weft("analyze", "-f", "../../examples/mesh/config")
-	if code != 0 || out != "No problems in 1 file (3 objects).\n" {
+	if code != 0 || out != "No problems in 1 file (5 objects).\n" {
 		t.Fatalf("examples/mesh/config: status %d, output %q", code, out)
 	}
 }

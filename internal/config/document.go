@@ -26,6 +26,8 @@ func groupOf(k Kind) string {
 	switch k {
 	case PeerAuthentication, AuthorizationPolicy, RequestAuthentication:
 		return securityGroup
+	case LocalRateLimit:
+		return weftGroup
 	}
 	return networkingGroup
 }
@@ -35,6 +37,7 @@ func groupOf(k Kind) string {
 var groupVersions = map[string][]string{
 	networkingGroup: {"v1", "v1beta1", "v1alpha3"},
 	securityGroup:   {"v1", "v1beta1"},
+	weftGroup:       {"v1alpha1"},
 }
 
 // decodeOptions decode Istio specs the way Istio does: JSON (lowerCamel)
@@ -64,13 +67,16 @@ func newSpec(k Kind) proto.Message {
 		return &security.AuthorizationPolicy{}
 	case RequestAuthentication:
 		return &security.RequestAuthentication{}
+	case LocalRateLimit:
+		return NewLocalRateLimitSpec() // ratelimit.go
 	}
 	return nil
 }
 
 // supportedKinds lists the kinds for messages.
 const supportedKinds = "VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar of " + networkingGroup +
-	", and PeerAuthentication, AuthorizationPolicy and RequestAuthentication of " + securityGroup
+	", PeerAuthentication, AuthorizationPolicy and RequestAuthentication of " + securityGroup +
+	", and weft's LocalRateLimit of " + weftGroup
 
 // topLevelFields are the fields of a Kubernetes object document; status is
 // accepted (kubectl get -o yaml writes it) and ignored.
@@ -304,12 +310,18 @@ func kindProblem(apiVersion, kind string, known bool) string {
 		return "apiVersion and kind are required (for example apiVersion: networking.istio.io/v1, kind: VirtualService)"
 	case known && group == want && !contains(groupVersions[want], ver):
 		vs := groupVersions[want]
+		if len(vs) == 1 {
+			return fmt.Sprintf("apiVersion %s is not supported: use %s/%s", apiVersion, want, vs[0])
+		}
 		return fmt.Sprintf("apiVersion %s is not supported: use %s/%s or %s", apiVersion, want, strings.Join(vs[:len(vs)-1], ", "), vs[len(vs)-1])
 	case known && group == want:
 		return ""
 	case known:
-		return fmt.Sprintf("apiVersion %s is not supported for %s: use %s/v1", apiVersion, kind, want)
-	case group == networkingGroup || group == securityGroup:
+		return fmt.Sprintf("apiVersion %s is not supported for %s: use %s/%s", apiVersion, kind, want, groupVersions[want][0])
+	case kind == "EnvoyFilter" && group == networkingGroup:
+		return fmt.Sprintf("kind %s of %s is not supported by weft-control (it reads %s); for local rate limiting, use LocalRateLimit of %s/v1alpha1 (docs/RATELIMIT.md)",
+			kind, group, supportedKinds, weftGroup)
+	case group == networkingGroup || group == securityGroup || group == weftGroup:
 		return fmt.Sprintf("kind %s of %s is not supported by weft-control (it reads %s)", kind, group, supportedKinds)
 	}
 	return fmt.Sprintf("%s %s is not a resource weft-control reads (it reads %s)", apiVersion, kind, supportedKinds)

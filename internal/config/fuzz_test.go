@@ -25,6 +25,7 @@ func FuzzDecodeFile(f *testing.F) {
 		"apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a}\nspec: {hosts: [a.b], resolution: STATIC, endpoints: [{address: \"unix://@x\"}]}\n",
 		"apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec: {ingress: [{port: {number: 1}, defaultEndpoint: \"[::1]:99999999999\"}]}\n",
 		"{\"apiVersion\": \"networking.istio.io/v1\", \"kind\": \"Gateway\", \"metadata\": {\"name\": \"g\"}, \"spec\": {\"servers\": [{}]}}",
+		"apiVersion: networking.weft.dev/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: a}\nspec: {ports: [8080], tokenBucket: {maxTokens: 4294967295, tokensPerFill: 0, fillInterval: 315576000000s}, statusCode: 4294967295, responseHeaders: {\"\": \"\"}}\n",
 	} {
 		f.Add([]byte(s))
 	}

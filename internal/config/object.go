@@ -1,9 +1,12 @@
 // Package config is weft-control's view of the mesh configuration users
 // write: Istio resources (networking.istio.io VirtualService,
-// DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar; later
-// security.istio.io and telemetry.istio.io), decoded into the types of
-// istio.io/api, validated with Istio's rules, and kept in a Store that holds
-// the last good version of every object.
+// DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar;
+// security.istio.io PeerAuthentication, AuthorizationPolicy,
+// RequestAuthentication), decoded into the types of istio.io/api, validated
+// with Istio's rules, and kept in a Store that holds the last good version
+// of every object. weft's own networking.weft.dev/v1alpha1 LocalRateLimit
+// (ratelimit.go) covers what Istio has no API for; it decodes and
+// validates the same way.
 //
 // The file loader (LoadDir, LoadFiles) reads a directory of YAML/JSON
 // documents through internal/protoyaml, so every problem is an *Error with

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 )
@@ -44,6 +45,12 @@ func validateObject(meta Meta, spec proto.Message) issues {
 		validateAuthorizationPolicy(meta, s, &is)
 	case *security.RequestAuthentication:
 		validateRequestAuthentication(meta, s, &is)
+	case *dynamicpb.Message:
+		if s.Descriptor() != localRateLimitType() {
+			is.err(specPath, fmt.Sprintf("no validation for %s", s.Descriptor().FullName()))
+			break
+		}
+		validateLocalRateLimit(s, &is) // validate_ratelimit.go
 	default:
 		is.err(specPath, fmt.Sprintf("no validation for %T", spec))
 	}

@@ -119,6 +119,8 @@ func (s *scope) addCluster(cs *clusterSet, subset string, svc *model.Service, p 
 		warnProxylessPolicy(cs, dr, pol)
 	} else {
 		applyConnectionPool(c, pol.GetConnectionPool(), p)
+		applyRetryBudget(c, pol.GetRetryBudget())           // resilience_cluster.go
+		applyOutlierDetection(c, pol.GetOutlierDetection()) // resilience_cluster.go
 		applyLoadBalancer(c, pol.GetLoadBalancer(), lbOptions{})
 		s.applyClusterTLS(c, pol.GetTls(), clusterTLS{port: p, subset: subset, svc: svc, eps: eps, h2: p.Protocol.IsHTTP2()})
 	}
@@ -196,6 +198,14 @@ func warnProxylessPolicy(cs *clusterSet, dr *drEntry, pol *networking.TrafficPol
 	if lb.GetConsistentHash().GetMaglev() != nil {
 		cs.warn(objectWarning(dr.obj, "spec.trafficPolicy.loadBalancer.consistentHash.maglev",
 			"not applied for proxyless gRPC clients: grpc-go has no MAGLEV policy; RING_HASH applies"))
+	}
+	if pol.GetOutlierDetection() != nil {
+		cs.warn(objectWarning(dr.obj, "spec.trafficPolicy.outlierDetection",
+			"not applied for proxyless gRPC clients: grpc-go ejects on success rate and failure percentage only, not on consecutive errors"))
+	}
+	if pol.GetRetryBudget() != nil {
+		cs.warn(objectWarning(dr.obj, "spec.trafficPolicy.retryBudget",
+			"not applied for proxyless gRPC clients: grpc-go has no retry budget (it uses its own retry throttling)"))
 	}
 }
 

@@ -242,6 +242,8 @@ func decodeIstio(js []byte, src config.Source) (*config.Object, error) {
 		spec = &security.AuthorizationPolicy{}
 	case config.RequestAuthentication:
 		spec = &security.RequestAuthentication{}
+	case config.LocalRateLimit:
+		spec = config.NewLocalRateLimitSpec()
 	default:
 		return nil, fmt.Errorf("kind %q is not supported by the test decoder", d.Kind)
 	}

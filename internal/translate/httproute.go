@@ -22,15 +22,24 @@ type routeOpts struct {
 	// gateway, for gateway routes, is the Gateway ("ns/name") a match's
 	// gateways must name; "" means the scope's gateways.
 	gateway string
+	// inbound: routes of an inbound listener, which get no retry policy
+	// (see defaultRoute).
+	inbound bool
 }
 
 // defaultRoute is Istio's route for a service no VirtualService names:
 // every path to the service's cluster, no timeout (Istio's "notimeout",
 // which disables Envoy's 15 s default), the grpc-timeout header honoured
-// without a cap.
+// without a cap, and Istio's default retry policy (with previous_hosts
+// even when hashing, as Istio's BuildDefaultHTTPOutboundRoute). Inbound
+// routes get no retry policy: Istio ≥ 1.24 retries "reset-before-request"
+// there, which weft-proxy does not implement; the application is local.
 func defaultRoute(cluster string, hash *routev3.RouteAction_HashPolicy, o routeOpts) *routev3.Route {
 	a := &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}}
 	setTimeout(a, nil, o)
+	if !o.inbound {
+		a.RetryPolicy = defaultRetryPolicy(false)
+	}
 	if hash != nil {
 		a.HashPolicy = []*routev3.RouteAction_HashPolicy{hash}
 	}
@@ -120,6 +129,7 @@ func (s *scope) translateRoute(vs *vsEntry, h *networking.HTTPRoute, m *networki
 		name += "." + m.Name
 	}
 	r := &routev3.Route{Name: name, Match: translateMatch(m), Metadata: vs.metadata}
+	r.TypedPerFilterConfig = faultPerFilterConfig(h.Fault) // any action, as Istio
 	ops := translateHeaders(h.Headers)
 	r.RequestHeadersToAdd, r.RequestHeadersToRemove = ops.reqAdd, ops.reqRemove
 	r.ResponseHeadersToAdd, r.ResponseHeadersToRemove = ops.respAdd, ops.respRemove
@@ -134,12 +144,15 @@ func (s *scope) translateRoute(vs *vsEntry, h *networking.HTTPRoute, m *networki
 	return r
 }
 
-// applyDestinations sets the route action: timeout, rewrites, the
-// destination cluster or weighted clusters, destination-level header
-// operations and hash policies (Istio's applyHTTPRouteDestination).
+// applyDestinations sets the route action: timeout, rewrites, mirrors,
+// the destination cluster or weighted clusters, destination-level header
+// operations, hash policies and the retry policy (Istio's
+// applyHTTPRouteDestination; the retry policy keeps previous_hosts unless
+// the route's single destination hashes).
 func (s *scope) applyDestinations(r *routev3.Route, vs *vsEntry, h *networking.HTTPRoute, authority string, o routeOpts) {
 	a := &routev3.RouteAction{}
 	setTimeout(a, h.Timeout, o)
+	a.RequestMirrorPolicies = s.mirrorPolicies(h, vs.obj.Namespace, o.port)
 	if rw := h.Rewrite; rw != nil {
 		if re := rw.UriRegexRewrite; re != nil {
 			a.RegexRewrite = &matcherv3.RegexMatchAndSubstitute{
@@ -171,11 +184,14 @@ func (s *scope) applyDestinations(r *routev3.Route, vs *vsEntry, h *networking.H
 		if dops.authority != "" && a.HostRewriteSpecifier == nil {
 			a.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: dops.authority}
 		}
-		if hp := s.hashPolicy(host, port, d.GetDestination().GetSubset()); hp != nil {
+		hp := s.hashPolicy(host, port, d.GetDestination().GetSubset())
+		if hp != nil {
 			a.HashPolicy = append(a.HashPolicy, hp)
 		}
+		a.RetryPolicy = retryPolicy(h.Retries, hp != nil)
 		return
 	}
+	a.RetryPolicy = retryPolicy(h.Retries, false)
 	wc := &routev3.WeightedCluster{}
 	defer func() {
 		if len(wc.Clusters) == 0 {

@@ -74,9 +74,16 @@ func (s *scope) inbound(p *model.Proxy) perProxy {
 		f.http = append(f.http, jwt)
 	}
 	f.http = append(f.http, authz.http...) // jwt_authn, then RBAC, before the router
+	limits := s.st.rateLimitsFor(p)        // LocalRateLimit (ratelimit.go)
 	for _, ip := range s.inboundPorts(p) {
 		cluster := inboundCluster(ip.port)
-		l, ok := s.secureInbound(p, ip.port, inboundListener(ip, cluster, f)) // PeerAuthentication (mtls_inbound.go)
+		pf := f
+		if ip.protocol.IsHTTP() { // local_ratelimit is an HTTP filter: TCP ports are not limited
+			if rl := s.st.localRateLimitFilter(limits, ip.port); rl != nil {
+				pf.http = append(append([]*hcmv3.HttpFilter{}, f.http...), rl) // after jwt_authn and RBAC
+			}
+		}
+		l, ok := s.secureInbound(p, ip.port, inboundListener(ip, cluster, pf)) // PeerAuthentication (mtls_inbound.go)
 		if !ok {
 			continue
 		}
@@ -177,8 +184,9 @@ func containsString(list []string, s string) bool {
 }
 
 // inboundFilters are the policy filters of a proxy's inbound listeners:
-// HTTP filters that run before the router (jwt_authn, then RBAC), network
-// filters that run before tcp_proxy (RBAC).
+// HTTP filters that run before the router (jwt_authn, then RBAC, then the
+// port's local_ratelimit), network filters that run before tcp_proxy
+// (RBAC).
 type inboundFilters struct {
 	http []*hcmv3.HttpFilter
 	tcp  []*listenerv3.Filter
@@ -197,6 +205,7 @@ func inboundListener(ip inboundPort, cluster string, f inboundFilters) *listener
 			inline:     inboundRoute(cluster, ip.port),
 			filters:    f.http,
 			clientCert: true,
+			inbound:    true,
 		}))}
 	} else {
 		filters = append(append([]*listenerv3.Filter{}, f.tcp...), tcpProxyFilter(cluster, []weightedName{{name: cluster, weight: 1}}))
@@ -216,7 +225,7 @@ func inboundRoute(cluster string, port uint32) *routev3.RouteConfiguration {
 	rc := routeConfig(cluster, []*routev3.VirtualHost{{
 		Name:    "inbound|http|" + strconv.FormatUint(uint64(port), 10),
 		Domains: []string{"*"},
-		Routes:  []*routev3.Route{defaultRoute(cluster, nil, routeOpts{port: port})},
+		Routes:  []*routev3.Route{defaultRoute(cluster, nil, routeOpts{port: port, inbound: true})},
 	}})
 	rc.MaxDirectResponseBodySizeBytes = nil
 	return rc

@@ -25,8 +25,11 @@ type hcmOptions struct {
 	// proxyless: for grpc-go's api_listener, which accepts no codec or
 	// upgrade settings.
 	proxyless bool
-	// filters run before the router (inbound: jwt_authn, then RBAC).
+	// filters run before the router (inbound: jwt_authn, then RBAC, then
+	// local_ratelimit).
 	filters []*hcmv3.HttpFilter
+	// inbound: an inbound listener's HCM, which gets no fault filter.
+	inbound bool
 	// clientCert passes the caller's certificate on to the application as
 	// Istio's inbound sidecars do: x-forwarded-client-cert APPEND_FORWARD
 	// with the subject, URI and DNS SANs. On a connection without mutual
@@ -43,12 +46,17 @@ func routerFilter() *hcmv3.HttpFilter {
 }
 
 // httpConnectionManager builds an HCM with Envoy's codec auto-detection
-// (HTTP/1.1, or HTTP/2 with prior knowledge), the router filter and, like
-// Istio's outbound listeners, websocket upgrades allowed.
+// (HTTP/1.1, or HTTP/2 with prior knowledge), o's filters, the fault
+// filter (outbound, gateway and proxyless HCMs, as Istio), the router
+// filter and, like Istio's outbound listeners, websocket upgrades allowed.
 func httpConnectionManager(o hcmOptions) *hcmv3.HttpConnectionManager {
+	filters := append([]*hcmv3.HttpFilter{}, o.filters...)
+	if !o.inbound {
+		filters = append(filters, faultFilter())
+	}
 	m := &hcmv3.HttpConnectionManager{
 		StatPrefix:  o.statPrefix,
-		HttpFilters: append(append([]*hcmv3.HttpFilter{}, o.filters...), routerFilter()),
+		HttpFilters: append(filters, routerFilter()),
 	}
 	if o.clientCert {
 		m.ForwardClientCertDetails = hcmv3.HttpConnectionManager_APPEND_FORWARD

@@ -118,9 +118,9 @@ func defaultThresholds() *clusterv3.CircuitBreakers_Thresholds {
 	}
 }
 
-// applyConnectionPool sets connect timeout, circuit breakers and HTTP
-// connection options from a connectionPool, as Istio's applyConnectionPool
-// (zero means "not set" for the integer limits). port is the service port
+// applyConnectionPool sets connect timeout, circuit breakers, upstream TCP
+// keepalive and HTTP connection options from a connectionPool, as Istio's
+// applyConnectionPool (zero means "not set" for the integer limits). port is the service port
 // (its protocol decides the HTTP options); nil for non-HTTP use.
 func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSettings, port model.Port) {
 	t := defaultThresholds()
@@ -151,6 +151,7 @@ func applyConnectionPool(c *clusterv3.Cluster, cp *networking.ConnectionPoolSett
 		if idle == nil {
 			idle = tcp.IdleTimeout
 		}
+		applyTCPKeepalive(c, tcp.TcpKeepalive)
 	}
 	c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{t}}
 	if !port.Protocol.IsHTTP() && cp.GetHttp().GetH2UpgradePolicy() != networking.ConnectionPoolSettings_HTTPSettings_UPGRADE {

@@ -316,8 +316,8 @@ func TestWarningsOncePerField(t *testing.T) {
 	vs := istioObject(config.VirtualService, "default", "r", &networking.VirtualService{
 		Hosts: []string{"r"},
 		Http: []*networking.HTTPRoute{{
-			Retries: &networking.HTTPRetry{Attempts: 2},
-			Route:   []*networking.HTTPRouteDestination{{Destination: &networking.Destination{Host: "r"}}},
+			CorsPolicy: &networking.CorsPolicy{AllowMethods: []string{"GET"}},
+			Route:      []*networking.HTTPRouteDestination{{Destination: &networking.Destination{Host: "r"}}},
 		}},
 	})
 	svc := &model.Service{Hostname: "r.default.svc.cluster.local", Namespace: "default",
@@ -333,7 +333,7 @@ func TestWarningsOncePerField(t *testing.T) {
 		t.Fatalf("warnings before %v, after %v; want exactly one each", before, after)
 	}
 	w := after[0]
-	if !w.Warning || w.Path != "spec.http[0].retries" || w.Key != vs.Key() || w.Message != msgResilience {
+	if !w.Warning || w.Path != "spec.http[0].corsPolicy" || w.Key != vs.Key() || !strings.HasPrefix(w.Message, msgProxy) {
 		t.Errorf("warning = %+v", w)
 	}
 }

@@ -12,9 +12,9 @@ import (
 
 // Warning messages for fields translation does not apply yet.
 const (
-	msgResilience = "not applied yet: the resilience issue adds it"
-	msgSecurity   = "not applied yet: the security issue adds it"
-	msgProxy      = "not applied: weft-proxy does not support it yet"
+	msgLocality = "not applied: locality-aware load balancing (distribute, failover, failoverPriority) is not supported yet; endpoints of every locality are balanced alike"
+	msgSecurity = "not applied yet: the security issue adds it"
+	msgProxy    = "not applied: weft-proxy does not support it yet"
 )
 
 // staticWarnings lists, for every object of the snapshot, the fields that
@@ -51,27 +51,17 @@ func staticWarnings(idx *index) []*config.Error {
 	return w.list()
 }
 
-// virtualServiceWarnings covers the http route features of the resilience
-// issue, delegation, stat prefixes and L4 source subnets.
+// virtualServiceWarnings covers CORS, delegation, stat prefixes and L4
+// source subnets (retries, fault and mirrors are translated:
+// resilience_route.go).
 func virtualServiceWarnings(w *warnSet, vs *vsEntry) {
 	for i, h := range vs.spec.Http {
 		p := fmt.Sprintf("spec.http[%d]", i)
-		fields := []struct {
-			set  bool
-			name string
-		}{
-			{h.Retries != nil, "retries"},
-			{h.Fault != nil, "fault"},
-			{h.Mirror != nil, "mirror"},
-			{len(h.Mirrors) > 0, "mirrors"},
-			{h.MirrorPercent != nil, "mirrorPercent"}, //nolint:staticcheck // deprecated, still reported
-			{h.MirrorPercentage != nil, "mirrorPercentage"},
-			{h.CorsPolicy != nil, "corsPolicy"},
+		if h.CorsPolicy != nil {
+			w.warnObject(vs.obj, p+".corsPolicy", msgProxy+" (envoy.filters.http.cors)")
 		}
-		for _, f := range fields {
-			if f.set {
-				w.warnObject(vs.obj, p+"."+f.name, msgResilience)
-			}
+		if h.GetRetries().GetRetryRemoteLocalities().GetValue() {
+			w.warnObject(vs.obj, p+".retries.retryRemoteLocalities", msgProxy+" (retry priorities): retries may stay in the same locality")
 		}
 		if h.Delegate != nil {
 			w.warnObject(vs.obj, p+".delegate", "not supported yet: delegate VirtualServices are not applied; this route is skipped")
@@ -105,30 +95,28 @@ func trafficPolicyWarnings(w *warnSet, obj *config.Object, path string, tp *netw
 	if tp == nil {
 		return
 	}
-	policyComponentWarnings(w, obj, path, tp.LoadBalancer, tp.ConnectionPool, tp.OutlierDetection != nil, tp.Tls)
+	policyComponentWarnings(w, obj, path, tp.LoadBalancer, tp.ConnectionPool, tp.Tls)
 	if tp.Tunnel != nil {
 		w.warnObject(obj, path+".tunnel", msgProxy)
 	}
 	if tp.ProxyProtocol != nil {
 		w.warnObject(obj, path+".proxyProtocol", msgProxy)
 	}
-	if tp.RetryBudget != nil {
-		w.warnObject(obj, path+".retryBudget", msgResilience)
+	if tp.GetRetryBudget().GetBudgetInterval().AsDuration() > 0 {
+		w.warnObject(obj, path+".retryBudget.budgetInterval", msgProxy+": the budget counts the requests active now")
 	}
 	for i, pl := range tp.PortLevelSettings {
 		policyComponentWarnings(w, obj, fmt.Sprintf("%s.portLevelSettings[%d]", path, i),
-			pl.LoadBalancer, pl.ConnectionPool, pl.OutlierDetection != nil, pl.Tls)
+			pl.LoadBalancer, pl.ConnectionPool, pl.Tls)
 	}
 }
 
 // policyComponentWarnings covers the components shared by policies and
-// port-level settings.
+// port-level settings (outlier detection and retry budgets are translated:
+// resilience_cluster.go).
 func policyComponentWarnings(w *warnSet, obj *config.Object, path string, lb *networking.LoadBalancerSettings,
-	cp *networking.ConnectionPoolSettings, outlier bool, tls *networking.ClientTLSSettings,
+	cp *networking.ConnectionPoolSettings, tls *networking.ClientTLSSettings,
 ) {
-	if outlier {
-		w.warnObject(obj, path+".outlierDetection", msgResilience)
-	}
 	tlsWarnings(w, obj, path+".tls", tls)
 	if lb != nil {
 		lp := path + ".loadBalancer"
@@ -136,10 +124,10 @@ func policyComponentWarnings(w *warnSet, obj *config.Object, path string, lb *ne
 			w.warnObject(obj, lp+".simple", "not applied: PASSTHROUGH needs ORIGINAL_DST clusters, which weft-proxy does not support yet; the default policy applies")
 		}
 		if lb.LocalityLbSetting != nil {
-			w.warnObject(obj, lp+".localityLbSetting", msgResilience)
+			w.warnObject(obj, lp+".localityLbSetting", msgLocality)
 		}
 		if lb.ZoneAwareLbSetting != nil {
-			w.warnObject(obj, lp+".zoneAwareLbSetting", msgResilience)
+			w.warnObject(obj, lp+".zoneAwareLbSetting", msgLocality)
 		}
 		if lb.WarmupDurationSecs != nil || lb.Warmup != nil {
 			w.warnObject(obj, lp+".warmup", msgProxy+" (slow start)")
@@ -147,9 +135,6 @@ func policyComponentWarnings(w *warnSet, obj *config.Object, path string, lb *ne
 		if len(lb.GetConsistentHash().GetHttpCookie().GetAttributes()) > 0 {
 			w.warnObject(obj, lp+".consistentHash.httpCookie.attributes", msgProxy)
 		}
-	}
-	if cp.GetTcp().GetTcpKeepalive() != nil {
-		w.warnObject(obj, path+".connectionPool.tcp.tcpKeepalive", msgProxy+" (upstream TCP keepalive)")
 	}
 	if cp.GetTcp().GetMaxConnectionDuration() != nil {
 		w.warnObject(obj, path+".connectionPool.tcp.maxConnectionDuration", msgProxy)

@@ -258,6 +258,7 @@ func resilienceRules() map[protoreflect.FullName]msgRule {
 		"envoy.config.route.v3.RetryPolicy.RetryBackOff": fields("base_interval", "max_interval"),
 		"envoy.config.route.v3.RouteAction.RequestMirrorPolicy": fields(
 			"cluster", "runtime_fraction", "disable_shadow_host_suffix_append",
+			"trace_sampled", // accepted: no tracing yet, nothing to sample
 		),
 		// runtime_key is accepted and ignored: there is no runtime, the
 		// default_value applies.
@@ -299,6 +300,7 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 			// its filter_metadata["envoy.transport_socket_match"].
 			"transport_socket", "transport_socket_matches",
 			"outlier_detection", "health_checks", // see supported_health.go
+			"upstream_connection_options", // tcp_keepalive only
 		).with(map[protoreflect.Name]fieldRule{
 			"type":      enumOf("STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS"),
 			"lb_policy": enumOf("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"),
@@ -380,8 +382,10 @@ func coreRules() map[protoreflect.FullName]msgRule {
 		"envoy.config.core.v3.DataSource":  fields("inline_string", "inline_bytes", "filename"),
 		// Upstream: the clusters' HTTP options. The downstream (HCM) uses
 		// other fields of the same messages; see the overrides in hcmRules.
-		"envoy.config.core.v3.HttpProtocolOptions":  fields("idle_timeout", "max_requests_per_connection"),
-		"envoy.config.core.v3.Http1ProtocolOptions": {},
+		"envoy.config.core.v3.HttpProtocolOptions":          fields("idle_timeout", "max_requests_per_connection"),
+		"envoy.config.cluster.v3.UpstreamConnectionOptions": fields("tcp_keepalive"),
+		"envoy.config.core.v3.TcpKeepalive":                 fields("keepalive_probes", "keepalive_time", "keepalive_interval"),
+		"envoy.config.core.v3.Http1ProtocolOptions":         {},
 		"envoy.config.core.v3.Http2ProtocolOptions": fields(
 			"max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size",
 		),

@@ -55,7 +55,10 @@ var denominators = map[typev3.FractionalPercent_DenominatorType]uint64{
 func (c *compiler) compileMirrorPolicies(r *Route, ps []*routev3.RouteAction_RequestMirrorPolicy, path string) error {
 	for i, p := range ps {
 		pp := index(path, i)
-		if err := checkFields(p, pp, "cluster", "runtime_fraction", "disable_shadow_host_suffix_append"); err != nil {
+		// trace_sampled is accepted: weft-proxy does not trace yet, so
+		// there is nothing to sample (Istio sets it to false).
+		if err := checkFields(p, pp, "cluster", "runtime_fraction", "disable_shadow_host_suffix_append",
+			"trace_sampled"); err != nil {
 			return err
 		}
 		if p.GetCluster() == "" {

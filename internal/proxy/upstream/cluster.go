@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -262,4 +263,22 @@ func thresholds(cfg *clusterv3.Cluster) breaker.Thresholds {
 		t.RetryBudget = retryBudget(th.GetRetryBudget())
 	}
 	return t
+}
+
+// keepAlive converts Envoy's TcpKeepalive: SO_KEEPALIVE on, and each of
+// probes, time and interval (seconds) set when given, else left to the
+// operating system (Envoy's semantics; negative values tell Go not to set
+// the option).
+func keepAlive(ka *corev3.TcpKeepalive) *net.KeepAliveConfig {
+	cfg := &net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}
+	if v := ka.GetKeepaliveTime(); v != nil {
+		cfg.Idle = time.Duration(v.GetValue()) * time.Second
+	}
+	if v := ka.GetKeepaliveInterval(); v != nil {
+		cfg.Interval = time.Duration(v.GetValue()) * time.Second
+	}
+	if v := ka.GetKeepaliveProbes(); v != nil {
+		cfg.Count = int(v.GetValue())
+	}
+	return cfg
 }

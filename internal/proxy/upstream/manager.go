@@ -239,6 +239,9 @@ func (m *Manager) build(cfg *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssig
 	if d := cfg.GetConnectTimeout(); d != nil {
 		c.poolOpts.ConnectTimeout = d.AsDuration()
 	}
+	if ka := cfg.GetUpstreamConnectionOptions().GetTcpKeepalive(); ka != nil {
+		c.poolOpts.KeepAlive = keepAlive(ka)
+	}
 	if common != nil {
 		if d := common.GetIdleTimeout(); d != nil {
 			c.poolOpts.IdleTimeout = d.AsDuration()

@@ -73,6 +73,10 @@ type Options struct {
 	Stats                    *Stats
 	// Dial overrides how connections are made (nil: net.Dialer).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// KeepAlive, when set, configures TCP keepalive on new TCP connections
+	// (the cluster's upstream_connection_options.tcp_keepalive; a negative
+	// field keeps the operating system's value).
+	KeepAlive *net.KeepAliveConfig
 	// Handshake, when set, secures a new connection before it is used
 	// (the cluster's TLS transport socket), under the connect timeout as
 	// Envoy's connect_timeout covers the transport socket's handshake. It
@@ -105,6 +109,12 @@ func (o *Options) dial(deadline time.Time) (net.Conn, error) {
 	default:
 		var d net.Dialer
 		c, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if tc, ok := c.(*net.TCPConn); ok && err == nil && o.KeepAlive != nil {
+		err = tc.SetKeepAliveConfig(*o.KeepAlive)
+		if err != nil {
+			c.Close()
+		}
 	}
 	if err == nil && o.Handshake != nil {
 		c, err = o.Handshake(ctx, c)
