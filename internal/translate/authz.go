@@ -208,7 +208,7 @@ func authzWarnings(w *warnSet, objs []*config.Object) {
 			if spec.GetTargetRef() == nil {
 				field = "spec.targetRefs"
 			}
-			w.warnObject(obj, field, "not applied: policies with targetRef apply to gateways and waypoints, which weft does not enforce AuthorizationPolicy on yet")
+			w.warnObject(obj, field, "not applied: targetRef selects Kubernetes Gateway API gateways and waypoints, which weft does not run; select the gateway workload with selector instead")
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/weftmesh/weft/internal/model"
@@ -76,27 +77,70 @@ func (s *scope) buildGateways(o *outbound) {
 		if bind == "" {
 			bind = "0.0.0.0"
 		}
-		l := &listenerv3.Listener{
+		gp := gwPort{l: &listenerv3.Listener{
 			Name:             listenerName(bind, port),
 			Address:          socketAddress(bind, port),
 			TrafficDirection: corev3.TrafficDirection_OUTBOUND,
-		}
+		}}
 		if kindOf(servers[0].srv) == serverHTTP {
 			route := "http." + strconv.FormatUint(uint64(port), 10)
 			o.routes.put(hash(route, s.gatewayRoutes(route, port, servers)))
-			l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(hcmOptions{
-				statPrefix: "outbound_" + l.Name, rds: route, useRemoteAddress: true,
-			}))}}}
+			gp.http = &hcmOptions{statPrefix: "outbound_" + gp.l.Name, rds: route, useRemoteAddress: true}
 		} else {
-			l.FilterChains = s.gatewayL4Chains(port, servers)
-			if needsTLSInspector(l.FilterChains) {
-				l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector()}
+			gp.chains = s.gatewayL4Chains(port, servers)
+			if len(gp.chains) == 0 {
+				continue
+			}
+			if needsTLSInspector(gp.chains) {
+				gp.l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector()}
 			}
 		}
-		if len(l.FilterChains) > 0 {
-			o.listeners.put(hash(l.Name, l))
-		}
+		s.gwPorts = append(s.gwPorts, gp)
 	}
+}
+
+// gwPort is one listener of a router: its name, address and listener
+// filters, and either the HTTP connection manager's options or the L4
+// filter chains. The policy filters of the proxy that gets it are added
+// per proxy (gatewayListeners).
+type gwPort struct {
+	l      *listenerv3.Listener
+	http   *hcmOptions
+	chains []*listenerv3.FilterChain
+}
+
+// gatewayListeners builds a router proxy's listeners with its policy
+// filters (AuthorizationPolicy, RequestAuthentication selecting the
+// gateway workload): jwt_authn and RBAC before the router on HTTP ports,
+// network RBAC before tcp_proxy on TCP and TLS passthrough ports, as
+// Istio's gateways. Without policies the listeners are built once per
+// scope and shared.
+func (s *scope) gatewayListeners(f inboundFilters) []builtListener {
+	if len(f.http) == 0 && len(f.tcp) == 0 {
+		s.gwOnce.Do(func() { s.gwShared = s.buildGatewayListeners(f) })
+		return s.gwShared
+	}
+	return s.buildGatewayListeners(f)
+}
+
+func (s *scope) buildGatewayListeners(f inboundFilters) []builtListener {
+	out := make([]builtListener, 0, len(s.gwPorts))
+	for _, gp := range s.gwPorts {
+		l := proto.Clone(gp.l).(*listenerv3.Listener)
+		if gp.http != nil {
+			o := *gp.http
+			o.filters = f.http
+			l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(o))}}}
+		} else {
+			for _, c := range gp.chains {
+				c = proto.Clone(c).(*listenerv3.FilterChain)
+				c.Filters = append(append([]*listenerv3.Filter{}, f.tcp...), c.Filters...)
+				l.FilterChains = append(l.FilterChains, c)
+			}
+		}
+		out = append(out, hash(l.Name, l))
+	}
+	return out
 }
 
 // sameKind keeps the servers of the first server's kind (Istio rejects

@@ -9,11 +9,15 @@ import (
 
 // generate computes proxy p's resources: the shared outbound resources of
 // its scope (built once per snapshot and scope) plus, for sidecars, its own
-// HTTP proxy listener and inbound listeners and clusters.
+// HTTP proxy listener and inbound listeners and clusters, and for routers
+// the gateway listeners with the policies that select it.
 func (t *Translator) generate(s *model.Snapshot, p *model.Proxy) *Resources {
 	st := t.c.state(s, t.o)
 	sc, out := st.scope(st.keyFor(p))
 	var extra perProxy
+	if p.Type == model.Router && !p.Proxyless {
+		extra.listeners = sc.gatewayListeners(st.policyFilters(p))
+	}
 	if p.Type != model.Router && !p.Proxyless {
 		extra = sc.inbound(p)
 		addr, port := p.HTTPProxyAddress, p.HTTPProxyPort

@@ -67,14 +67,8 @@ type inboundPort struct {
 // endpoint's WorkloadEntry is p's workload).
 func (s *scope) inbound(p *model.Proxy) perProxy {
 	var out perProxy
-	authz := s.st.authzFor(p)      // AuthorizationPolicy (authz.go)
-	jwt := s.st.requestAuthnFor(p) // RequestAuthentication (requestauthn.go)
-	f := inboundFilters{tcp: authz.tcp}
-	if jwt != nil {
-		f.http = append(f.http, jwt)
-	}
-	f.http = append(f.http, authz.http...) // jwt_authn, then RBAC, before the router
-	limits := s.st.rateLimitsFor(p)        // LocalRateLimit (ratelimit.go)
+	f := s.st.policyFilters(p)
+	limits := s.st.rateLimitsFor(p) // LocalRateLimit (ratelimit.go)
 	for _, ip := range s.inboundPorts(p) {
 		cluster := inboundCluster(ip.port)
 		pf := f
@@ -181,6 +175,21 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// policyFilters are the security policy filters of proxy p's inbound
+// listeners (sidecars) or gateway listeners (routers): jwt_authn from its
+// RequestAuthentications, then the RBAC filters of its
+// AuthorizationPolicies, before the router; network RBAC before tcp_proxy.
+func (st *snapState) policyFilters(p *model.Proxy) inboundFilters {
+	authz := st.authzFor(p)      // AuthorizationPolicy (authz.go)
+	jwt := st.requestAuthnFor(p) // RequestAuthentication (requestauthn.go)
+	f := inboundFilters{tcp: authz.tcp}
+	if jwt != nil {
+		f.http = append(f.http, jwt)
+	}
+	f.http = append(f.http, authz.http...)
+	return f
 }
 
 // inboundFilters are the policy filters of a proxy's inbound listeners:

@@ -25,7 +25,8 @@ import (
 //
 //   - the policies that apply are those of the root namespace (mesh-wide)
 //     and of the proxy's namespace whose selector matches its labels
-//     (targetRef(s) select gateways and waypoints: not applied, warned);
+//     (targetRef(s) select Gateway API gateways and waypoints: not applied,
+//     warned; a selector selects a gateway workload like any other);
 //   - their JWT rules, sorted by issuer, become providers "origins-I" with
 //     issuer, audiences, forward (forwardOriginalToken),
 //     forward_payload_header (outputPayloadToHeader), claim_to_headers
@@ -194,7 +195,7 @@ func requestAuthnWarnings(w *warnSet, objs []*config.Object) {
 			continue
 		}
 		if spec.GetTargetRef() != nil || len(spec.GetTargetRefs()) > 0 {
-			w.warnObject(obj, "spec.targetRef", "not applied: policies with targetRef apply to gateways and waypoints, which weft does not enforce RequestAuthentication on yet")
+			w.warnObject(obj, "spec.targetRef", "not applied: targetRef selects Kubernetes Gateway API gateways and waypoints, which weft does not run; select the gateway workload with selector instead")
 		}
 		for i, r := range spec.GetJwtRules() {
 			p := fmt.Sprintf("spec.jwtRules[%d]", i)

@@ -37,6 +37,12 @@ type scope struct {
 	drMemo map[string]*drEntry
 	vsHost map[string]*vsEntry // host → the mesh VirtualService that owns it
 
+	// gwPorts are a router's listeners before policy filters (gateway.go),
+	// gwShared the listeners built from them without any, once.
+	gwPorts  []gwPort
+	gwOnce   sync.Once
+	gwShared []builtListener
+
 	// httpProxy memoises the per-address HTTP proxy listener.
 	mu        sync.Mutex
 	httpProxy map[string]*builtListener

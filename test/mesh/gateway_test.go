@@ -1,6 +1,11 @@
 package mesh
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"io"
+	"math/big"
 	"net/http"
 	"strconv"
 	"testing"
@@ -78,5 +83,113 @@ func TestIngressGateway(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("a mesh host through the gateway: %d, want 404", resp.StatusCode)
+	}
+}
+
+// gatewayPolicies are Istio's "Authorization on Ingress Gateway" and "JWT
+// on ingress" shapes: policies in the gateway's namespace that select its
+// workload. /admin is denied to everyone; /v1 needs a valid JWT.
+const gatewayPolicies = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: default}
+spec:
+  selector:
+    matchLabels: {istio: ingressgateway}
+  action: DENY
+  rules:
+  - to:
+    - operation:
+        paths: ["/admin*"]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: ingress-jwt, namespace: default}
+spec:
+  selector:
+    matchLabels: {istio: ingressgateway}
+  jwtRules:
+  - issuer: https://issuer.weft.test
+    jwks: '{{.jwks}}'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: v1-needs-jwt, namespace: default}
+spec:
+  selector:
+    matchLabels: {istio: ingressgateway}
+  action: DENY
+  rules:
+  - from:
+    - source:
+        notRequestPrincipals: ["*"]
+    to:
+    - operation:
+        paths: ["/v1*"]
+`
+
+// TestIngressGatewayPolicies: AuthorizationPolicy and RequestAuthentication
+// that select the gateway workload are enforced by the gateway itself:
+// 403 "RBAC: access denied" for a denied path or a request without a
+// token, 401 for an invalid token, 200 otherwise.
+func TestIngressGatewayPolicies(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{
+		"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+		"n": b64url(key.N.Bytes()), "e": b64url(big.NewInt(int64(key.E)).Bytes()),
+	}}})
+	h := startHello(t, 100, 0)
+	port := freePort(t, "127.0.0.1")
+	h.cp.write("ingress.yaml", render(t, ingress, map[string]any{"port": port}))
+	h.cp.write("policies.yaml", render(t, gatewayPolicies, map[string]any{"jwks": string(jwks)}))
+	gw := startSidecar(t, h.cp, sidecarOptions{
+		Type: "router", Name: "ingressgateway", IP: "127.0.0.5",
+		Labels: map[string]string{"istio": "ingressgateway"},
+	})
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	c := &http.Client{Timeout: 10 * time.Second}
+	do := func(path, token string) (int, string) {
+		req, _ := http.NewRequest("GET", url+path, nil)
+		req.Host = "hello.example.com"
+		if token != "" {
+			req.Header.Set("authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor(t, "the gateway enforcing deny-admin", 10*time.Second, func() bool {
+		code, _ := do("/admin", "")
+		return code == 403
+	})
+	now := time.Now().Unix()
+	valid := signRS256(t, key, map[string]any{"iss": "https://issuer.weft.test", "sub": "alice", "exp": now + 3600})
+	expired := signRS256(t, key, map[string]any{"iss": "https://issuer.weft.test", "sub": "alice", "exp": now - 3600})
+	for _, tc := range []struct {
+		path, token string
+		want        int
+		body        string
+	}{
+		{"/", "", 200, "v2"},
+		{"/admin/users", "", 403, "RBAC: access denied"},
+		{"/admin", valid, 403, "RBAC: access denied"},
+		{"/v1/x", "", 403, "RBAC: access denied"},
+		{"/v1/x", valid, 200, "v1"},
+		{"/v1/x", expired, 401, "Jwt is expired"},
+	} {
+		if code, body := do(tc.path, tc.token); code != tc.want || body != tc.body {
+			t.Errorf("GET %s (token %v): %d %q, want %d %q", tc.path, tc.token != "", code, body, tc.want, tc.body)
+		}
+	}
+	prefix := "http.outbound_127.0.0.1_" + strconv.Itoa(port) + ".rbac."
+	if n := gw.srv.Stats().CounterValue(prefix + "denied"); n < 3 {
+		t.Errorf("%sdenied = %d, want at least 3", prefix, n)
 	}
 }
