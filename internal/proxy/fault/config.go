@@ -30,14 +30,10 @@ package fault
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	faultcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/weftmesh/weft/internal/proxy/router"
 )
@@ -56,7 +52,7 @@ type Settings struct {
 type delayConfig struct {
 	fixed      time.Duration
 	fromHeader bool // header_delay: x-envoy-fault-delay-request
-	pct        fraction
+	pct        router.Fraction
 }
 
 // abortConfig is HTTPFault.abort.
@@ -65,7 +61,7 @@ type abortConfig struct {
 	grpcStatus int
 	isGRPC     bool
 	fromHeader bool // header_abort: x-envoy-fault-abort-(grpc-)request
-	pct        fraction
+	pct        router.Fraction
 }
 
 // Empty reports whether the settings inject nothing (no delay, no abort).
@@ -73,7 +69,7 @@ func (st *Settings) Empty() bool { return st.delay == nil && st.abort == nil }
 
 // Compile validates and compiles an HTTPFault. Errors name the field.
 func Compile(cfg *faultv3.HTTPFault) (*Settings, error) {
-	if err := onlyFields(cfg, "", "delay", "abort", "upstream_cluster", "headers", "max_active_faults",
+	if err := router.CheckFields(cfg, "", "delay", "abort", "upstream_cluster", "headers", "max_active_faults",
 		"disable_downstream_cluster_stats"); err != nil {
 		return nil, err
 	}
@@ -100,10 +96,10 @@ func Compile(cfg *faultv3.HTTPFault) (*Settings, error) {
 }
 
 func compileDelay(d *faultcommonv3.FaultDelay) (*delayConfig, error) {
-	if err := onlyFields(d, "delay", "fixed_delay", "header_delay", "percentage"); err != nil {
+	if err := router.CheckFields(d, "delay", "fixed_delay", "header_delay", "percentage"); err != nil {
 		return nil, err
 	}
-	pct, err := compileFraction(d.GetPercentage(), "delay.percentage")
+	pct, err := router.CompileFraction(d.GetPercentage(), "delay.percentage")
 	if err != nil {
 		return nil, err
 	}
@@ -123,10 +119,10 @@ func compileDelay(d *faultcommonv3.FaultDelay) (*delayConfig, error) {
 }
 
 func compileAbort(a *faultv3.FaultAbort) (*abortConfig, error) {
-	if err := onlyFields(a, "abort", "http_status", "grpc_status", "header_abort", "percentage"); err != nil {
+	if err := router.CheckFields(a, "abort", "http_status", "grpc_status", "header_abort", "percentage"); err != nil {
 		return nil, err
 	}
-	pct, err := compileFraction(a.GetPercentage(), "abort.percentage")
+	pct, err := router.CompileFraction(a.GetPercentage(), "abort.percentage")
 	if err != nil {
 		return nil, err
 	}
@@ -146,55 +142,4 @@ func compileAbort(a *faultv3.FaultAbort) (*abortConfig, error) {
 		return nil, fmt.Errorf("abort: set http_status, grpc_status or header_abort")
 	}
 	return ac, nil
-}
-
-// fraction is a FractionalPercent: numerator out of denominator.
-type fraction struct{ num, den uint64 }
-
-func compileFraction(p *typev3.FractionalPercent, path string) (fraction, error) {
-	f := fraction{num: uint64(p.GetNumerator())}
-	switch p.GetDenominator() {
-	case typev3.FractionalPercent_HUNDRED:
-		f.den = 100
-	case typev3.FractionalPercent_TEN_THOUSAND:
-		f.den = 10_000
-	case typev3.FractionalPercent_MILLION:
-		f.den = 1_000_000
-	default:
-		return fraction{}, fmt.Errorf("%s.denominator: unknown value %v", path, p.GetDenominator())
-	}
-	return f, nil
-}
-
-// hit reports whether a draw r falls in the fraction, as Envoy's
-// ProtobufPercentHelper / featureEnabled: r modulo the denominator is below
-// the numerator (a numerator at or above the denominator always hits).
-func (f fraction) hit(r uint64) bool { return r%f.den < f.num }
-
-// capped returns the fraction with its numerator lowered to n when n is
-// smaller: the x-envoy-fault-*-percentage headers may only lower the
-// configured percentage (Envoy's HeaderPercentageProvider).
-func (f fraction) capped(n uint64) fraction {
-	if n < f.num {
-		f.num = n
-	}
-	return f
-}
-
-// onlyFields rejects every populated field of m not in allowed, naming it
-// under path.
-func onlyFields(m proto.Message, path string, allowed ...string) error {
-	var err error
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		if slices.Contains(allowed, string(fd.Name())) {
-			return true
-		}
-		p := string(fd.Name())
-		if path != "" {
-			p = path + "." + p
-		}
-		err = fmt.Errorf("%s: not supported by weft-proxy; remove the field", p)
-		return false
-	})
-	return err
 }

@@ -2,6 +2,7 @@ package fault
 
 import (
 	"context"
+	"github.com/weftmesh/weft/internal/proxy/httpfilter/filtertest"
 	"math"
 	"strings"
 	"testing"
@@ -47,16 +48,16 @@ func TestAbortPercentage(t *testing.T) {
 	} {
 		f := newFilter(t, `abort: {http_status: 503, percentage: `+tc.pct+`}`, Options{})
 		const n = 4000
-		var w recorder
+		var w filtertest.Recorder
 		aborted := 0
 		for i := 0; i < n; i++ {
-			w.reset()
-			s := newStream(&w)
+			w.Reset()
+			s := filtertest.NewStream(&w)
 			st := f.DecodeHeaders(s)
 			if st == httpfilter.Stop {
 				aborted++
-				if w.status != 503 || string(w.body) != AbortBody || s.Info.Flags&streaminfo.FaultInjected == 0 {
-					t.Fatalf("abort reply %d %q flags %v", w.status, w.body, s.Info.Flags)
+				if w.Status != 503 || string(w.Body) != AbortBody || s.Info.Flags&streaminfo.FaultInjected == 0 {
+					t.Fatalf("abort reply %d %q flags %v", w.Status, w.Body, s.Info.Flags)
 				}
 			}
 		}
@@ -95,20 +96,20 @@ func TestHeaderControlledAbort(t *testing.T) {
 		{[]string{HeaderAbortRequest, "503", HeaderAbortRequestPercentage, "5"}, 0, ""},
 		{[]string{HeaderAbortRequest, "503", HeaderAbortRequestPercentage, "100"}, 503, ""},
 	} {
-		var w recorder
-		s := newStream(&w, tc.hdr...)
+		var w filtertest.Recorder
+		s := filtertest.NewStream(&w, tc.hdr...)
 		s.GRPC = tc.wantGRPC != ""
 		st := f.DecodeHeaders(s)
 		if tc.wantStatus == 0 {
-			if st != httpfilter.Continue || w.sent {
-				t.Errorf("%v: aborted with %d", tc.hdr, w.status)
+			if st != httpfilter.Continue || w.Sent {
+				t.Errorf("%v: aborted with %d", tc.hdr, w.Status)
 			}
 			continue
 		}
-		if st != httpfilter.Stop || w.status != tc.wantStatus {
-			t.Errorf("%v: status %v %d, want %d", tc.hdr, st, w.status, tc.wantStatus)
+		if st != httpfilter.Stop || w.Status != tc.wantStatus {
+			t.Errorf("%v: status %v %d, want %d", tc.hdr, st, w.Status, tc.wantStatus)
 		}
-		if g := string(w.hdr.Get(headers.GRPCStatus)); g != tc.wantGRPC {
+		if g := string(w.Header.Get(headers.GRPCStatus)); g != tc.wantGRPC {
 			t.Errorf("%v: grpc-status %q, want %q", tc.hdr, g, tc.wantGRPC)
 		}
 	}
@@ -116,11 +117,11 @@ func TestHeaderControlledAbort(t *testing.T) {
 
 func TestFixedAbortIgnoresHeaders(t *testing.T) {
 	f := newFilter(t, `abort: {grpc_status: 4, percentage: {numerator: 100}}`, Options{})
-	var w recorder
-	s := newStream(&w, HeaderAbortRequest, "500", HeaderAbortRequestPercentage, "0")
+	var w filtertest.Recorder
+	s := filtertest.NewStream(&w, HeaderAbortRequest, "500", HeaderAbortRequestPercentage, "0")
 	s.GRPC = true
-	if f.DecodeHeaders(s) != httpfilter.Stop || w.status != 200 || string(w.hdr.Get(headers.GRPCStatus)) != "4" {
-		t.Fatalf("status %d grpc-status %q, want 200 / 4", w.status, w.hdr.Get(headers.GRPCStatus))
+	if f.DecodeHeaders(s) != httpfilter.Stop || w.Status != 200 || string(w.Header.Get(headers.GRPCStatus)) != "4" {
+		t.Fatalf("status %d grpc-status %q, want 200 / 4", w.Status, w.Header.Get(headers.GRPCStatus))
 	}
 }
 
@@ -137,7 +138,7 @@ func TestHeaderControlledDelay(t *testing.T) {
 		{[]string{HeaderDelayRequest, "-5"}, 0, false},
 		{[]string{HeaderDelayRequest, "250", HeaderDelayRequestPercentage, "0"}, 0, false},
 	} {
-		s := newStream(&recorder{}, tc.hdr...)
+		s := filtertest.NewStream(&filtertest.Recorder{}, tc.hdr...)
 		d, ok := f.settings.delayFor(&s.Req, f.random)
 		if d != tc.want || ok != tc.ok {
 			t.Errorf("%v: delay %v %v, want %v %v", tc.hdr, d, ok, tc.want, tc.ok)
@@ -151,11 +152,11 @@ func TestDelayThenAbort(t *testing.T) {
 	f := newFilter(t, `
 delay: {fixed_delay: 0.02s, percentage: {numerator: 100}}
 abort: {http_status: 500, percentage: {numerator: 100}}`, Options{})
-	var w recorder
-	s := newStream(&w)
+	var w filtertest.Recorder
+	s := filtertest.NewStream(&w)
 	start := time.Now()
-	if f.DecodeHeaders(s) != httpfilter.Stop || w.status != 500 {
-		t.Fatalf("status %d", w.status)
+	if f.DecodeHeaders(s) != httpfilter.Stop || w.Status != 500 {
+		t.Fatalf("status %d", w.Status)
 	}
 	if took := time.Since(start); took < 20*time.Millisecond {
 		t.Errorf("returned after %v, before the 20 ms delay", took)
@@ -172,8 +173,8 @@ abort: {http_status: 500, percentage: {numerator: 100}}`, Options{})
 // stream is reset, nothing is sent and the request goes no further.
 func TestDelayEndsWithContext(t *testing.T) {
 	f := newFilter(t, `delay: {fixed_delay: 3600s, percentage: {numerator: 100}}`, Options{})
-	var w recorder
-	s := newStream(&w)
+	var w filtertest.Recorder
+	s := filtertest.NewStream(&w)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.Ctx = ctx
 	done := make(chan httpfilter.Status)
@@ -188,8 +189,8 @@ func TestDelayEndsWithContext(t *testing.T) {
 	cancel()
 	select {
 	case st := <-done:
-		if st != httpfilter.Stop || w.sent || !w.aborted {
-			t.Fatalf("status %v sent %v aborted %v", st, w.sent, w.aborted)
+		if st != httpfilter.Stop || w.Sent || !w.Aborted {
+			t.Fatalf("status %v sent %v aborted %v", st, w.Sent, w.Aborted)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the delay did not end with the context")
@@ -204,15 +205,15 @@ func TestMaxActiveFaults(t *testing.T) {
 max_active_faults: 1
 abort: {http_status: 500, percentage: {numerator: 100}}`, Options{})
 	f.c.active.Inc() // one fault in progress elsewhere
-	var w recorder
-	if f.DecodeHeaders(newStream(&w)) != httpfilter.Continue || w.sent {
+	var w filtertest.Recorder
+	if f.DecodeHeaders(filtertest.NewStream(&w)) != httpfilter.Continue || w.Sent {
 		t.Fatal("fault injected over max_active_faults")
 	}
 	if f.c.overflow.Value() != 1 {
 		t.Errorf("faults_overflow %d, want 1", f.c.overflow.Value())
 	}
 	f.c.active.Dec()
-	if f.DecodeHeaders(newStream(&w)) != httpfilter.Stop {
+	if f.DecodeHeaders(filtertest.NewStream(&w)) != httpfilter.Stop {
 		t.Fatal("fault not injected under max_active_faults")
 	}
 }
@@ -223,25 +224,25 @@ func TestMatching(t *testing.T) {
 	f := newFilter(t, `
 headers: [{name: x-canary, string_match: {exact: "1"}}]
 abort: {http_status: 500, percentage: {numerator: 100}}`, Options{})
-	var w recorder
-	if f.DecodeHeaders(newStream(&w)) != httpfilter.Continue {
+	var w filtertest.Recorder
+	if f.DecodeHeaders(filtertest.NewStream(&w)) != httpfilter.Continue {
 		t.Error("aborted a request without the header")
 	}
-	if f.DecodeHeaders(newStream(&w, "x-canary", "1")) != httpfilter.Stop {
+	if f.DecodeHeaders(filtertest.NewStream(&w, "x-canary", "1")) != httpfilter.Stop {
 		t.Error("did not abort a request with the header")
 	}
 	pr, err := Compile(parseFault(t, `abort: {http_status: 418, percentage: {numerator: 100}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.reset()
-	s := newStream(&w)
+	w.Reset()
+	s := filtertest.NewStream(&w)
 	s.FilterConfig = pr
-	if f.DecodeHeaders(s) != httpfilter.Stop || w.status != 418 {
-		t.Errorf("per-route configuration: %d, want 418", w.status)
+	if f.DecodeHeaders(s) != httpfilter.Stop || w.Status != 418 {
+		t.Errorf("per-route configuration: %d, want 418", w.Status)
 	}
 	empty, _ := Compile(parseFault(t, `{}`))
-	s = newStream(&w, "x-canary", "1")
+	s = filtertest.NewStream(&w, "x-canary", "1")
 	s.FilterConfig = empty
 	if f.DecodeHeaders(s) != httpfilter.Continue {
 		t.Error("an empty per-route configuration injected a fault")
@@ -270,11 +271,11 @@ func BenchmarkDecodeHeaders(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newFilter(b, bc.y, Options{})
-			var w recorder
-			s := newStream(&w)
+			var w filtertest.Recorder
+			s := filtertest.NewStream(&w)
 			b.ReportAllocs()
 			for b.Loop() {
-				w.sent, w.body = false, w.body[:0]
+				w.Sent, w.Body = false, w.Body[:0]
 				s.Info.Reset()
 				f.DecodeHeaders(s)
 			}

@@ -194,10 +194,10 @@ func (st *Settings) delayFor(req *headers.Request, random func() uint64) (time.D
 	pct := dc.pct
 	if dc.fromHeader {
 		if n, ok := parseUint(req.Get(HeaderDelayRequestPercentage)); ok {
-			pct = pct.capped(n)
+			pct = pct.Capped(n)
 		}
 	}
-	if !pct.hit(random()) {
+	if !pct.Hit(random()) {
 		return 0, false
 	}
 	if !dc.fromHeader {
@@ -228,10 +228,10 @@ func (st *Settings) abortFor(req *headers.Request, random func() uint64) (httpfi
 	pct := ac.pct
 	if ac.fromHeader {
 		if n, ok := parseUint(req.Get(HeaderAbortRequestPercentage)); ok {
-			pct = pct.capped(n)
+			pct = pct.Capped(n)
 		}
 	}
-	if !pct.hit(random()) {
+	if !pct.Hit(random()) {
 		return httpfilter.LocalReply{}, false
 	}
 	lr := httpfilter.LocalReply{Body: AbortBody, Flag: streaminfo.FaultInjected, Details: AbortDetails}

@@ -33,15 +33,11 @@ package localratelimit
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	lrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/stats"
@@ -54,7 +50,7 @@ const MinFillInterval = 50 * time.Millisecond
 // listener's, or a virtual host's or route's. It is safe for concurrent
 // use.
 type Config struct {
-	enabled, enforced fraction
+	enabled, enforced router.Fraction
 	bucket            *Bucket // nil: no token bucket, every request is admitted
 	status            int
 	responseHeaders   router.HeaderMutation
@@ -83,7 +79,7 @@ type CompileOptions struct {
 // Compile validates cfg and builds its configuration and bucket. Errors
 // name the field.
 func Compile(cfg *lrlv3.LocalRateLimit, o CompileOptions) (*Config, error) {
-	if err := onlyFields(cfg, "", "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced",
+	if err := router.CheckFields(cfg, "", "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced",
 		"request_headers_to_add_when_not_enforced", "response_headers_to_add",
 		"enable_x_ratelimit_headers"); err != nil {
 		return nil, err
@@ -102,10 +98,10 @@ func Compile(cfg *lrlv3.LocalRateLimit, o CompileOptions) (*Config, error) {
 	if c.bucket == nil && o.PerRoute {
 		return nil, fmt.Errorf("token_bucket: required in a per-route (typed_per_filter_config) configuration")
 	}
-	if c.enabled, err = compileRuntimeFraction(cfg.GetFilterEnabled(), "filter_enabled"); err != nil {
+	if c.enabled, err = router.CompileRuntimeFraction(cfg.GetFilterEnabled(), "filter_enabled"); err != nil {
 		return nil, err
 	}
-	if c.enforced, err = compileRuntimeFraction(cfg.GetFilterEnforced(), "filter_enforced"); err != nil {
+	if c.enforced, err = router.CompileRuntimeFraction(cfg.GetFilterEnforced(), "filter_enforced"); err != nil {
 		return nil, err
 	}
 	if c.responseHeaders, err = router.CompileHeaderMutation(cfg.GetResponseHeadersToAdd(), "response_headers_to_add"); err != nil {
@@ -133,7 +129,7 @@ func compileBucket(tb *typev3.TokenBucket, o CompileOptions) (*Bucket, error) {
 	if tb == nil {
 		return nil, nil
 	}
-	if err := onlyFields(tb, "token_bucket", "max_tokens", "tokens_per_fill", "fill_interval"); err != nil {
+	if err := router.CheckFields(tb, "token_bucket", "max_tokens", "tokens_per_fill", "fill_interval"); err != nil {
 		return nil, err
 	}
 	perFill := uint32(1)
@@ -154,47 +150,4 @@ func compileBucket(tb *typev3.TokenBucket, o CompileOptions) (*Bucket, error) {
 		return nil, fmt.Errorf("token_bucket.fill_interval: must be at least %v (Envoy's limit), got %v", MinFillInterval, d)
 	}
 	return NewBucket(tb.GetMaxTokens(), perFill, fi.AsDuration(), o.Now), nil
-}
-
-// fraction is a FractionalPercent: num out of den.
-type fraction struct{ num, den uint64 }
-
-// hit reports whether a uniform draw r falls in the fraction (Envoy's
-// featureEnabled: r modulo the denominator below the numerator).
-func (f fraction) hit(r uint64) bool { return f.num > 0 && r%f.den < f.num }
-
-func compileRuntimeFraction(p *corev3.RuntimeFractionalPercent, path string) (fraction, error) {
-	if p == nil {
-		return fraction{den: 100}, nil // Envoy: 0 % when unset
-	}
-	dv := p.GetDefaultValue()
-	f := fraction{num: uint64(dv.GetNumerator())}
-	switch dv.GetDenominator() {
-	case typev3.FractionalPercent_HUNDRED:
-		f.den = 100
-	case typev3.FractionalPercent_TEN_THOUSAND:
-		f.den = 10_000
-	case typev3.FractionalPercent_MILLION:
-		f.den = 1_000_000
-	default:
-		return fraction{}, fmt.Errorf("%s.default_value.denominator: unknown value %v", path, dv.GetDenominator())
-	}
-	return f, nil
-}
-
-// onlyFields rejects every populated field of m not in allowed.
-func onlyFields(m proto.Message, path string, allowed ...string) error {
-	var err error
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		if slices.Contains(allowed, string(fd.Name())) {
-			return true
-		}
-		p := string(fd.Name())
-		if path != "" {
-			p = path + "." + p
-		}
-		err = fmt.Errorf("%s: not supported by weft-proxy; remove the field", p)
-		return false
-	})
-	return err
 }

@@ -81,7 +81,7 @@ func (f *Filter) DecodeHeaders(s *httpfilter.Stream) httpfilter.Status {
 	if pr, ok := s.FilterConfig.(*Config); ok && pr != nil {
 		c = pr // the route's (or virtual host's) configuration and bucket
 	}
-	if !c.enabled.hit(f.random()) {
+	if !c.enabled.Hit(f.random()) {
 		return httpfilter.Continue
 	}
 	c.c.enabled.Inc()
@@ -98,7 +98,7 @@ func (f *Filter) DecodeHeaders(s *httpfilter.Stream) httpfilter.Status {
 		return httpfilter.Continue
 	}
 	c.c.rateLimited.Inc()
-	if !c.enforced.hit(f.random()) {
+	if !c.enforced.Hit(f.random()) {
 		c.notEnforced.Apply(&s.Req.Map, &s.Req, nil)
 		return httpfilter.Continue
 	}

@@ -1,6 +1,7 @@
 package localratelimit
 
 import (
+	"github.com/weftmesh/weft/internal/proxy/httpfilter/filtertest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,13 +125,13 @@ func TestFilterEnforced(t *testing.T) {
 	}
 	var codes []int
 	for i := 0; i < 3; i++ {
-		var w recorder
-		s := newStream(&w)
+		var w filtertest.Recorder
+		s := filtertest.NewStream(&w)
 		if f.DecodeHeaders(s) == httpfilter.Stop {
-			codes = append(codes, w.status)
-			if string(w.body) != Body || string(w.hdr.Get("x-rl")) != "1" ||
+			codes = append(codes, w.Status)
+			if string(w.Body) != Body || string(w.Header.Get("x-rl")) != "1" ||
 				s.Info.Flags&streaminfo.RateLimited == 0 || s.Info.Details != Details {
-				t.Errorf("limited reply: body %q x-rl %q flags %v details %q", w.body, w.hdr.Get("x-rl"), s.Info.Flags, s.Info.Details)
+				t.Errorf("limited reply: body %q x-rl %q flags %v details %q", w.Body, w.Header.Get("x-rl"), s.Info.Flags, s.Info.Details)
 			}
 		} else {
 			codes = append(codes, 0)
@@ -156,9 +157,9 @@ func TestFilterNotEnforcedAndDisabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		var w recorder
-		s := newStream(&w)
-		if f.DecodeHeaders(s) != httpfilter.Continue || w.sent {
+		var w filtertest.Recorder
+		s := filtertest.NewStream(&w)
+		if f.DecodeHeaders(s) != httpfilter.Continue || w.Sent {
 			t.Fatalf("request %d refused while not enforced", i)
 		}
 		if got := string(s.Req.Get("x-would-limit")); (i == 2) != (got == "1") {
@@ -169,8 +170,8 @@ func TestFilterNotEnforcedAndDisabled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w recorder
-	if off.DecodeHeaders(newStream(&w)) != httpfilter.Continue {
+	var w filtertest.Recorder
+	if off.DecodeHeaders(filtertest.NewStream(&w)) != httpfilter.Continue {
 		t.Fatal("filter_enabled unset (0 %) refused a request")
 	}
 }
@@ -190,7 +191,7 @@ func TestPerRouteBuckets(t *testing.T) {
 		t.Fatal(errA, errB)
 	}
 	pass := func(cfg *Config) bool {
-		s := newStream(&recorder{})
+		s := filtertest.NewStream(&filtertest.Recorder{})
 		s.FilterConfig = cfg
 		return f.DecodeHeaders(s) == httpfilter.Continue
 	}
@@ -211,14 +212,14 @@ func TestXRateLimitHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w recorder
-	s := newStream(&w)
+	var w filtertest.Recorder
+	s := filtertest.NewStream(&w)
 	if f.DecodeHeaders(s) != httpfilter.Continue {
 		t.Fatal("first request refused")
 	}
 	s.Resp.Status = 200
 	s.W.WriteHeaders(&s.Resp, true) // as the router would
-	if l, r, rs := w.hdr.Get(HeaderLimit), w.hdr.Get(HeaderRemaining), w.hdr.Get(HeaderReset); string(l) != "2" || string(r) != "1" || string(rs) != "1" {
+	if l, r, rs := w.Header.Get(HeaderLimit), w.Header.Get(HeaderRemaining), w.Header.Get(HeaderReset); string(l) != "2" || string(r) != "1" || string(rs) != "1" {
 		t.Errorf("x-ratelimit headers %q %q %q, want 2 1 1", l, r, rs)
 	}
 	if _, ok := s.W.(httpfilter.Hijacker); !ok {
@@ -237,11 +238,11 @@ func BenchmarkDecodeHeaders(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var w recorder
-			s := newStream(&w)
+			var w filtertest.Recorder
+			s := filtertest.NewStream(&w)
 			b.ReportAllocs()
 			for b.Loop() {
-				w.sent, w.body = false, w.body[:0]
+				w.Sent, w.Body = false, w.Body[:0]
 				s.Info.Reset()
 				f.DecodeHeaders(s)
 			}

@@ -3,9 +3,7 @@ package router
 import (
 	"bytes"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -18,20 +16,14 @@ type MirrorPolicy struct {
 	// appending "-shadow" to its host part.
 	DisableShadowHostSuffix bool
 
-	numerator   uint64
-	denominator uint64
+	fraction Fraction
 }
 
 // Sampled reports whether a request with the given random value is
 // mirrored: runtime_fraction's default_value (100 % when not set), as
 // Envoy's featureEnabled(key, default, random) decides without a runtime
 // override: random % denominator < numerator.
-func (m *MirrorPolicy) Sampled(random uint64) bool {
-	if m.numerator >= m.denominator {
-		return true
-	}
-	return random%m.denominator < m.numerator
-}
+func (m *MirrorPolicy) Sampled(random uint64) bool { return m.fraction.Hit(random) }
 
 // ShadowAuthority returns authority with "-shadow" appended to its host
 // part, before any port ("foo:8080" becomes "foo-shadow:8080", as Envoy
@@ -44,12 +36,6 @@ func ShadowAuthority(dst, authority []byte) []byte {
 	dst = append(dst[:0], host...)
 	dst = append(dst, "-shadow"...)
 	return append(dst, port...)
-}
-
-var denominators = map[typev3.FractionalPercent_DenominatorType]uint64{
-	typev3.FractionalPercent_HUNDRED:      100,
-	typev3.FractionalPercent_TEN_THOUSAND: 10000,
-	typev3.FractionalPercent_MILLION:      1000000,
 }
 
 func (c *compiler) compileMirrorPolicies(r *Route, ps []*routev3.RouteAction_RequestMirrorPolicy, path string) error {
@@ -68,35 +54,16 @@ func (c *compiler) compileMirrorPolicies(r *Route, ps []*routev3.RouteAction_Req
 			return err
 		}
 		m := MirrorPolicy{Cluster: p.GetCluster(), DisableShadowHostSuffix: p.GetDisableShadowHostSuffixAppend(),
-			numerator: 100, denominator: 100}
-		if err := compileFraction(&m, p.GetRuntimeFraction(), field(pp, "runtime_fraction")); err != nil {
-			return err
+			fraction: Fraction{Num: 100, Den: 100}} // every request when runtime_fraction is unset
+		if rf := p.GetRuntimeFraction(); rf != nil {
+			f, err := CompileRuntimeFraction(rf, field(pp, "runtime_fraction"))
+			if err != nil {
+				return err
+			}
+			m.fraction = f
 		}
 		r.mirrors = append(r.mirrors, m)
 	}
-	return nil
-}
-
-// compileFraction reads runtime_fraction.default_value; runtime_key is
-// accepted and ignored (weft-proxy has no runtime).
-func compileFraction(m *MirrorPolicy, rf *corev3.RuntimeFractionalPercent, path string) error {
-	if rf == nil {
-		return nil
-	}
-	if err := checkFields(rf, path, "default_value", "runtime_key"); err != nil {
-		return err
-	}
-	dv := rf.GetDefaultValue()
-	if dv == nil {
-		// Envoy: no default means 0 % unless the runtime says otherwise.
-		m.numerator = 0
-		return nil
-	}
-	d, ok := denominators[dv.GetDenominator()]
-	if !ok {
-		return errAt(field(path, "default_value.denominator"), "unknown denominator %v", dv.GetDenominator())
-	}
-	m.numerator, m.denominator = uint64(dv.GetNumerator()), d
 	return nil
 }
 
