@@ -71,8 +71,8 @@ static_resources:
               domains: ["*"]
               routes:
               - match: {prefix: /}
-                route: {cluster: backend}
-          http_filters:
+                route: {cluster: backend%[2]s}
+          http_filters:%[3]s
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:
@@ -82,17 +82,38 @@ static_resources:
       cluster_name: backend
       endpoints:
       - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %s}}}
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %[1]s}}}
 `
+
+// meshRoute and meshFilters are what weft-control gives every outbound
+// route and connection manager (Istio's default retry policy, the fault
+// filter with no fault): the per-request cost of a mesh route.
+const (
+	meshRoute = `, retry_policy: {retry_on: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+                  num_retries: 2, retriable_status_codes: [503], host_selection_retry_max_attempts: 5,
+                  retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts,
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}}]}`
+	meshFilters = `
+          - name: envoy.filters.http.fault
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault}`
+)
 
 // BenchmarkHTTP1Proxy measures one keep-alive HTTP/1.1 request through the
 // proxy to an upstream answering 1 KiB: client, proxy and upstream share
 // the process, so allocs/op is the proxy's (client and upstream allocate
 // nothing per request).
+//
+// "plain" is a bare route; "mesh-route" is the route and filters
+// weft-control generates for a sidecar (retry policy, fault filter).
 func BenchmarkHTTP1Proxy(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchHTTP1Proxy(b, "", "") })
+	b.Run("mesh-route", func(b *testing.B) { benchHTTP1Proxy(b, meshRoute, meshFilters) })
+}
+
+func benchHTTP1Proxy(b *testing.B, route, filters string) {
 	up := rawUpstream(b)
 	_, port, _ := net.SplitHostPort(up)
-	bs, err := bootstrap.ParseAndValidate([]byte(fmt.Sprintf(benchBootstrap, port)), "bench.yaml")
+	bs, err := bootstrap.ParseAndValidate([]byte(fmt.Sprintf(benchBootstrap, port, route, filters)), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
