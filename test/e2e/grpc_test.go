@@ -387,6 +387,27 @@ func TestGRPCDeadlines(t *testing.T) {
 	})
 }
 
+// TestRouteMaxStreamDuration: the route's max_stream_duration ends a stream
+// that outlives it with Envoy's "downstream duration timeout" (flag DT),
+// even when the route timeout and the client allow longer.
+func TestRouteMaxStreamDuration(t *testing.T) {
+	b := startGRPC(t)
+	p := b.proxyFor(t, h2Explicit, ", timeout: 10s, max_stream_duration: {max_stream_duration: 0.2s}")
+	tc := testpb.NewTestServiceClient(dialGRPC(t, p.Addr("grpc")))
+	start := time.Now()
+	_, err := tc.UnaryCall(grpcCtx(t), &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte(holdBody)}})
+	elapsed := time.Since(start)
+	if c := status.Code(err); c != codes.DeadlineExceeded || status.Convert(err).Message() != "downstream duration timeout" {
+		t.Fatalf("got %v, want DEADLINE_EXCEEDED \"downstream duration timeout\" from the proxy", err)
+	}
+	if elapsed < 150*time.Millisecond || elapsed > 5*time.Second {
+		t.Fatalf("the call ended after %v; max_stream_duration is 200 ms", elapsed)
+	}
+	if info := p.NextStream(0); info.Flags != streaminfo.DurationTimeout || info.Details != "max_duration_timeout" {
+		t.Errorf("flags %v details %q, want DT and max_duration_timeout", info.Flags, info.Details)
+	}
+}
+
 // TestGRPCLargeMessagesAndFlowControl sends messages far larger than the
 // HTTP/2 windows and reads a long stream slowly.
 func TestGRPCLargeMessagesAndFlowControl(t *testing.T) {

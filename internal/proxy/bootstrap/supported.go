@@ -215,7 +215,7 @@ func routeRules() map[protoreflect.FullName]msgRule {
 			"enabled":      field(),
 		},
 		"envoy.config.route.v3.RouteAction.MaxStreamDuration": fields(
-			"grpc_timeout_header_max", "grpc_timeout_header_offset",
+			"max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset",
 		),
 		"envoy.config.route.v3.RouteAction.HashPolicy": fields(
 			"header", "cookie", "connection_properties", "query_parameter", "terminal",

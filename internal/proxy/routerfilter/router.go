@@ -292,23 +292,32 @@ func (rq *request) attempt(h *upstream.Host, attempt int) {
 
 // timeout is the route's timeout. For a gRPC request on a route with
 // max_stream_duration.grpc_timeout_header_max it is Envoy's gRPC timeout
-// instead (grpc is then true): the grpc-timeout header minus
+// instead (duration is then true): the grpc-timeout header minus
 // grpc_timeout_header_offset, capped by the max (0: no cap); no header means
 // the max itself, 0 meaning none (Envoy's FilterUtility::finalTimeout).
-func (rq *request) timeout() (d time.Duration, grpc bool) {
+// The route's max_stream_duration.max_stream_duration, the longest a stream
+// on the route may live (counted, like the others, from the request's
+// start), applies when it is shorter (duration true as well): a stream that
+// outlives it ends with 408 "downstream duration timeout", flag DT, as
+// Envoy's connection manager ends it.
+func (rq *request) timeout() (d time.Duration, duration bool) {
 	r := rq.route
 	msd := r.MaxStreamDuration()
-	if !rq.s.GRPC || !msd.HasGrpcTimeoutHeaderMax {
-		return r.Timeout(), false
+	d = r.Timeout()
+	if rq.s.GRPC && msd.HasGrpcTimeoutHeaderMax {
+		gt, _ := parseGRPCTimeout(rq.s.Req.Get(headers.GRPCTimeout))
+		if msd.HasGrpcTimeoutHeaderOffset && gt > 0 {
+			gt = max(gt-msd.GrpcTimeoutHeaderOffset, time.Millisecond)
+		}
+		if m := msd.GrpcTimeoutHeaderMax; m > 0 && (gt == 0 || gt > m) {
+			gt = m
+		}
+		d, duration = gt, true
 	}
-	gt, _ := parseGRPCTimeout(rq.s.Req.Get(headers.GRPCTimeout))
-	if msd.HasGrpcTimeoutHeaderOffset && gt > 0 {
-		gt = max(gt-msd.GrpcTimeoutHeaderOffset, time.Millisecond)
+	if m := msd.MaxStreamDuration; msd.HasMaxStreamDuration && m > 0 && (d == 0 || m < d) {
+		d, duration = m, true
 	}
-	if m := msd.GrpcTimeoutHeaderMax; m > 0 && (gt == 0 || gt > m) {
-		gt = m
-	}
-	return gt, true
+	return d, duration
 }
 
 // parseGRPCTimeout parses a grpc-timeout value: at most 8 digits and a unit
