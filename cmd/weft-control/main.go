@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/ca"
+	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/controlplane"
 )
 
@@ -49,6 +50,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.Debounce, "debounce", controlplane.DefaultDebounce, "how long pushes wait for further changes")
 	fs.StringVar(&o.RootNamespace, "root-namespace", "istio-system", "namespace of mesh-wide configuration")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	var meshFile string
+	fs.StringVar(&meshFile, "mesh-config", "", "Istio mesh configuration (MeshConfig YAML, as under the istio ConfigMap's \"mesh\" key): extensionProviders, defaultProviders, accessLogFile, enableTracing, defaultConfig.tracing; default: Istio's defaults")
 	caDir, caDirErr := ca.DefaultDir()
 	fs.StringVar(&o.SecureAddress, "secure-address", controlplane.DefaultSecureAddress, `address of the TLS gRPC server with the CA (IstioCertificateService) and ADS; "" turns it and the CA off`)
 	fs.StringVar(&o.CA.Dir, "ca-dir", caDir, "CA directory: the generated root (root-cert.pem, root-key.pem) and the bootstrap token key (token-key)")
@@ -75,6 +78,16 @@ func run(args []string, stderr io.Writer) int {
 	if o.SecureAddress != "" && o.CA.Dir == "" {
 		fmt.Fprintf(stderr, "weft-control: the CA needs a directory: pass --ca-dir (no default: %v)\n", caDirErr)
 		return 1
+	}
+	if meshFile != "" {
+		m, problems := config.LoadMeshConfig(meshFile)
+		for _, p := range problems {
+			fmt.Fprintln(stderr, "weft-control: --mesh-config:", p)
+		}
+		if m == nil {
+			return 1
+		}
+		o.Mesh = m
 	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	cp, err := controlplane.New(o)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -25,5 +27,22 @@ func TestCAFlags(t *testing.T) {
 		if code := run(append(append([]string{}, base...), tt.args...), &stderr); code != 1 || !strings.Contains(stderr.String(), tt.want) {
 			t.Errorf("%v: status %d, stderr %q, want 1 and %q", tt.args, code, stderr.String(), tt.want)
 		}
+	}
+}
+
+// TestMeshConfigFlag: a mesh configuration with a problem stops
+// weft-control at start with the file, line and field path.
+func TestMeshConfigFlag(t *testing.T) {
+	dir := t.TempDir()
+	meshFile := filepath.Join(dir, "mesh.yaml")
+	if err := os.WriteFile(meshFile, []byte("enableTracing: true\ndefaultProviders:\n  tracing: [otel]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	code := run([]string{"--config-dir", dir, "--xds-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
+		"--secure-address", "", "--mesh-config", meshFile}, &stderr)
+	want := meshFile + `:3 (document 0): defaultProviders.tracing[0]: no extension provider named "otel"`
+	if code != 1 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("status %d, stderr %q, want 1 and %q", code, stderr.String(), want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
+	telemetry "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/weftmesh/weft/internal/protoyaml"
 )
@@ -19,6 +20,7 @@ import (
 const (
 	networkingGroup = "networking.istio.io"
 	securityGroup   = "security.istio.io"
+	telemetryGroup  = "telemetry.istio.io"
 )
 
 // groupOf returns the API group of a kind weft-control reads.
@@ -28,6 +30,8 @@ func groupOf(k Kind) string {
 		return securityGroup
 	case LocalRateLimit:
 		return weftGroup
+	case Telemetry:
+		return telemetryGroup
 	}
 	return networkingGroup
 }
@@ -37,6 +41,7 @@ func groupOf(k Kind) string {
 var groupVersions = map[string][]string{
 	networkingGroup: {"v1", "v1beta1", "v1alpha3"},
 	securityGroup:   {"v1", "v1beta1"},
+	telemetryGroup:  {"v1", "v1alpha1"},
 	weftGroup:       {"v1alpha1"},
 }
 
@@ -67,6 +72,8 @@ func newSpec(k Kind) proto.Message {
 		return &security.AuthorizationPolicy{}
 	case RequestAuthentication:
 		return &security.RequestAuthentication{}
+	case Telemetry:
+		return &telemetry.Telemetry{}
 	case LocalRateLimit:
 		return NewLocalRateLimitSpec() // ratelimit.go
 	}
@@ -76,6 +83,7 @@ func newSpec(k Kind) proto.Message {
 // supportedKinds lists the kinds for messages.
 const supportedKinds = "VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar of " + networkingGroup +
 	", PeerAuthentication, AuthorizationPolicy and RequestAuthentication of " + securityGroup +
+	", Telemetry of " + telemetryGroup +
 	", and weft's LocalRateLimit of " + weftGroup
 
 // topLevelFields are the fields of a Kubernetes object document; status is
@@ -321,7 +329,7 @@ func kindProblem(apiVersion, kind string, known bool) string {
 	case kind == "EnvoyFilter" && group == networkingGroup:
 		return fmt.Sprintf("kind %s of %s is not supported by weft-control (it reads %s); for local rate limiting, use LocalRateLimit of %s/v1alpha1 (docs/RATELIMIT.md)",
 			kind, group, supportedKinds, weftGroup)
-	case group == networkingGroup || group == securityGroup || group == weftGroup:
+	case group == networkingGroup || group == securityGroup || group == telemetryGroup || group == weftGroup:
 		return fmt.Sprintf("kind %s of %s is not supported by weft-control (it reads %s)", kind, group, supportedKinds)
 	}
 	return fmt.Sprintf("%s %s is not a resource weft-control reads (it reads %s)", apiVersion, kind, supportedKinds)

@@ -42,6 +42,9 @@ const (
 	PeerAuthentication    Kind = "PeerAuthentication"
 	AuthorizationPolicy   Kind = "AuthorizationPolicy"
 	RequestAuthentication Kind = "RequestAuthentication"
+
+	// telemetry.istio.io
+	Telemetry Kind = "Telemetry"
 )
 
 // Key identifies an object.

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
+	telemetry "istio.io/api/telemetry/v1alpha1"
 )
 
 // Validate checks one object with Istio's validation rules for its kind
@@ -45,6 +46,8 @@ func validateObject(meta Meta, spec proto.Message) issues {
 		validateAuthorizationPolicy(meta, s, &is)
 	case *security.RequestAuthentication:
 		validateRequestAuthentication(meta, s, &is)
+	case *telemetry.Telemetry:
+		validateTelemetry(s, &is) // validate_telemetry.go
 	case *dynamicpb.Message:
 		if s.Descriptor() != localRateLimitType() {
 			is.err(specPath, fmt.Sprintf("no validation for %s", s.Descriptor().FullName()))

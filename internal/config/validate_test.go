@@ -21,7 +21,8 @@ func runValidation(t *testing.T, kind Kind, cases []vcase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			doc := fmt.Sprintf("apiVersion: networking.istio.io/v1\nkind: %s\nmetadata: {name: x, namespace: ns}\nspec:\n%s", kind, indent(tc.spec))
+			apiVersion := groupOf(kind) + "/" + groupVersions[groupOf(kind)][0]
+			doc := fmt.Sprintf("apiVersion: %s\nkind: %s\nmetadata: {name: x, namespace: ns}\nspec:\n%s", apiVersion, kind, indent(tc.spec))
 			items, _ := decodeFile("t.yaml", []byte(doc))
 			if len(items) != 1 {
 				t.Fatalf("%d items", len(items))

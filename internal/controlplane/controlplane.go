@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/model"
@@ -46,6 +48,8 @@ type Options struct {
 	// RootNamespace is the mesh-wide configuration namespace (default
 	// istio-system).
 	RootNamespace string
+	// Mesh is Istio's mesh configuration (nil: config.DefaultMeshConfig).
+	Mesh *meshv1alpha1.MeshConfig
 	// SecureAddress serves the mesh CA (Istio's IstioCertificateService)
 	// and ADS on one gRPC server over TLS, with a certificate issued by
 	// the CA (weft-control's default: DefaultSecureAddress, Istio's
@@ -107,6 +111,9 @@ func New(o Options) (*ControlPlane, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Mesh == nil {
+		o.Mesh = config.DefaultMeshConfig()
 	}
 	c := &ControlPlane{
 		o:          o,
@@ -320,6 +327,7 @@ func (c *ControlPlane) push() {
 	snap := model.NewSnapshot(model.SnapshotOptions{
 		Version:       strconv.FormatUint(c.version.Add(1), 10),
 		RootNamespace: c.o.RootNamespace,
+		Mesh:          c.o.Mesh,
 		Services:      c.files.Services(),
 		Configs:       objs,
 	})

@@ -3,6 +3,8 @@ package model
 import (
 	"sort"
 
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
 	"github.com/weftmesh/weft/internal/config"
 )
 
@@ -16,6 +18,8 @@ type Snapshot struct {
 	// Version identifies the snapshot; a new snapshot has a new version.
 	Version       string
 	RootNamespace string
+	// Mesh is Istio's mesh configuration (never nil; treat as read-only).
+	Mesh *meshv1alpha1.MeshConfig
 	// Services are sorted by hostname, then namespace.
 	Services []*Service
 	// Configs holds the validated objects by kind, sorted by namespace
@@ -28,7 +32,8 @@ type Snapshot struct {
 // SnapshotOptions are the inputs of a snapshot.
 type SnapshotOptions struct {
 	Version       string
-	RootNamespace string // default DefaultRootNamespace
+	RootNamespace string                   // default DefaultRootNamespace
+	Mesh          *meshv1alpha1.MeshConfig // default config.DefaultMeshConfig()
 	Services      []*Service
 	Configs       []*config.Object
 }
@@ -39,12 +44,16 @@ func NewSnapshot(o SnapshotOptions) *Snapshot {
 	s := &Snapshot{
 		Version:       o.Version,
 		RootNamespace: o.RootNamespace,
+		Mesh:          o.Mesh,
 		Services:      append([]*Service(nil), o.Services...),
 		Configs:       map[config.Kind][]*config.Object{},
 		byHost:        map[string][]*Service{},
 	}
 	if s.RootNamespace == "" {
 		s.RootNamespace = DefaultRootNamespace
+	}
+	if s.Mesh == nil {
+		s.Mesh = config.DefaultMeshConfig()
 	}
 	sort.Slice(s.Services, func(i, j int) bool {
 		a, b := s.Services[i], s.Services[j]
