@@ -84,8 +84,10 @@ type testApp struct {
 
 	// gate, when slow is set, holds every request until release closes
 	// it: a slow upstream whose requests stay in flight as long as the
-	// test needs them to.
+	// test needs them to. delay, when set, is the least time a slow app
+	// takes per request (its latency, not a synchronisation).
 	slow    bool
+	delay   time.Duration
 	gate    chan struct{}
 	release func()
 
@@ -122,6 +124,7 @@ func startTestApp(t *testing.T, name string, slow bool) *testApp {
 }
 
 func (a *testApp) serve(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	io.Copy(io.Discard, r.Body)
 	a.hits.Add(1)
 	a.mu.Lock()
@@ -130,6 +133,11 @@ func (a *testApp) serve(w http.ResponseWriter, r *http.Request) {
 	if a.slow {
 		select {
 		case <-a.gate:
+		case <-r.Context().Done():
+			return
+		}
+		select {
+		case <-time.After(a.delay - time.Since(arrived)):
 		case <-r.Context().Done():
 			return
 		}
