@@ -352,3 +352,84 @@ func TestMirrorToShadow(t *testing.T) {
 	}
 	t.Logf("%d requests, the slowest main response %v; the shadow got all %d (Host %s) and held them", n, slowest.Round(time.Microsecond), n, shadowHost)
 }
+
+// rateLimit is the LocalRateLimit of the limited workload (weft's
+// resource, docs/RATELIMIT.md): a bucket of 50 tokens (the burst), 5
+// more every 50 ms: a sustained 100 requests per second.
+const rateLimit = `
+apiVersion: networking.weft.dev/v1alpha1
+kind: LocalRateLimit
+metadata: {name: limited, namespace: default}
+spec:
+  workloadSelector: {matchLabels: {app: limited}}
+  tokenBucket: {maxTokens: 50, tokensPerFill: 5, fillInterval: 50ms}
+  xRateLimitHeaders: true
+`
+
+// rateLimitBurst and rateLimitRate are rateLimit's bucket size and
+// sustained rate (tokensPerFill / fillInterval).
+const (
+	rateLimitBurst = 50
+	rateLimitRate  = 100.0 // per second
+	rateLimitWin   = 2 * time.Second
+)
+
+// TestRateLimitAdmitsConfiguredRate: the limited app's sidecar limits its
+// inbound listener; four workers send as fast as they can through the
+// client sidecar for a 2 s window (far above 100/s). The sidecar admits
+// burst + rate × window requests ± 5 %, where the window runs from the
+// first request sent to the last: 50 + 100/s × 2 s ≈ 250. The bucket,
+// full at the start, empties at once, and from then on each 50 ms fill is
+// used before the next; a fill more or less inside the window is 5 tokens
+// (2 %), within the 5 %. The rest get 429 from the server sidecar (the RL
+// flag, counted in its rate_limited statistic) and never reach the app.
+func TestRateLimitAdmitsConfiguredRate(t *testing.T) {
+	a := startTestApp(t, "limited", false)
+	w := workload{name: "limited-1", ip: "127.0.0.21", port: a.port}
+	cp := startControlPlane(t, map[string]string{
+		"limited.yaml":    serviceYAML("limited", "HTTP", w),
+		"limited-rl.yaml": rateLimit,
+	})
+	server := startSidecar(t, cp, sidecarOptions{Name: w.name, IP: w.ip,
+		Labels: map[string]string{"app": "limited"}, ProxyPort: freePort(t, "127.0.0.1")})
+	client := startSidecar(t, cp, sidecarOptions{Name: "sleep", IP: "127.0.0.3",
+		Labels: map[string]string{"app": "sleep"}, ProxyPort: freePort(t, "127.0.0.1")})
+
+	ld := startLoad(client.client(), serviceURL("limited"), 2)
+	<-time.After(rateLimitWin) // the measurement window, not a synchronisation
+	results := ld.finish()
+
+	first, last := results[0].at, results[0].at
+	codes := map[int]int{}
+	for _, r := range results {
+		codes[r.code]++
+		if r.at.Before(first) {
+			first = r.at
+		}
+		if r.at.After(last) {
+			last = r.at
+		}
+	}
+	window := last.Sub(first)
+	want := rateLimitBurst + rateLimitRate*window.Seconds()
+	lo, hi := int(want*0.95), int(want*1.05+1)
+	if codes[200]+codes[429] != len(results) || codes[200] < lo || codes[200] > hi {
+		t.Fatalf("%d requests in %v: %v; want only 200 and 429, 200 in [%d, %d] (%d + %.0f/s × %v ± 5 %%)",
+			len(results), window, codes, lo, hi, rateLimitBurst, rateLimitRate, window.Round(time.Millisecond))
+	}
+	if got := a.hits.Load(); got != int64(codes[200]) {
+		t.Errorf("the app received %d requests, want the %d admitted", got, codes[200])
+	}
+	// The filter's statistics are at the root of the stats tree, under
+	// its stat_prefix, as Envoy's.
+	const limited = "http_local_rate_limiter.http_local_rate_limit.rate_limited"
+	if got := server.stat(limited); got != int64(codes[429]) {
+		t.Errorf("%s = %d, want the %d 429s", limited, got, codes[429])
+	}
+	// xRateLimitHeaders: true puts x-ratelimit-limit on every response.
+	if r := <-goGet(client.client(), serviceURL("limited")); r.hdr.Get("x-ratelimit-limit") == "" {
+		t.Errorf("a response without x-ratelimit-limit (%d, headers %v)", r.code, r.hdr)
+	}
+	t.Logf("%d requests in %v: %v; admitted band [%d, %d] around %.0f (%.1f/s beyond the burst)",
+		len(results), window.Round(time.Millisecond), codes, lo, hi, want, float64(codes[200]-rateLimitBurst)/window.Seconds())
+}
