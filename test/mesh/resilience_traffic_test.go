@@ -375,7 +375,7 @@ const (
 )
 
 // TestRateLimitAdmitsConfiguredRate: the limited app's sidecar limits its
-// inbound listener; four workers send as fast as they can through the
+// inbound listener; two workers send as fast as they can through the
 // client sidecar for a 2 s window (far above 100/s). The sidecar admits
 // burst + rate × window requests ± 5 %, where the window runs from the
 // first request sent to the last: 50 + 100/s × 2 s ≈ 250. The bucket,
