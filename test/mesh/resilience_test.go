@@ -232,6 +232,15 @@ func (s *sidecar) healthFlags(cluster, addr string) string {
 	return ""
 }
 
+// meshClient is s.client(), whose idle connections are closed when the
+// test ends (before the sidecar drains, so the drain need not wait for
+// them).
+func meshClient(t *testing.T, s *sidecar) *http.Client {
+	c := s.client()
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
 // stat returns a counter or gauge of the sidecar.
 func (s *sidecar) stat(name string) int64 { return s.srv.Stats().CounterValue(name) }
 
@@ -319,7 +328,7 @@ func TestChaosKillAndFailingInstance(t *testing.T) {
 		total   = 3000 // requests in the run
 		workers = 4
 	)
-	ld := startLoad(client.client(), serviceURL("chaos"), workers)
+	ld := startLoad(meshClient(t, client), serviceURL("chaos"), workers)
 	waitFor(t, "warm-up load", 20*time.Second, func() bool { return ld.n() >= 300 })
 	for i, a := range apps {
 		if a.hits.Load() == 0 {

@@ -74,10 +74,11 @@ func TestFaultAbortDelayAndGRPC(t *testing.T) {
 	// proxy listener (Envoy's http.<stat_prefix>.fault.*): the response
 	// flags FI and DI are counted there.
 	faults := "http.outbound_" + strings.ReplaceAll(client.proxy, ":", "_") + ".fault."
+	c := meshClient(t, client)
 
 	t.Run("http abort 20%", func(t *testing.T) {
 		const n = 1000
-		codes := parallelCodes(t, client.client(), serviceURL("faulty"), n, 4)
+		codes := parallelCodes(t, c, serviceURL("faulty"), n, 4)
 		lo, hi := binomialBound(n, 0.20)
 		if codes[200]+codes[503] != n || codes[503] < lo || codes[503] > hi {
 			t.Fatalf("%d requests: %v; want only 200 and 503, 503 in [%d, %d] (±5σ of 20 %%)", n, codes, lo, hi)
@@ -104,7 +105,7 @@ func TestFaultAbortDelayAndGRPC(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				start := time.Now()
-				codes[i], _, _ = get(client.client(), serviceURL("faulty")+"delay")
+				codes[i], _, _ = get(c, serviceURL("faulty")+"delay")
 				took[i] = time.Since(start)
 			}()
 		}
@@ -246,7 +247,7 @@ func TestCircuitBreakerOverflow(t *testing.T) {
 	client := startSidecar(t, cp, sidecarOptions{Name: "sleep", IP: "127.0.0.3",
 		Labels: map[string]string{"app": "sleep"}, ProxyPort: freePort(t, "127.0.0.1")})
 	cluster := "cluster." + outbound("slow")
-	c := client.client()
+	c := meshClient(t, client)
 
 	first := goGet(c, serviceURL("slow"))
 	waitFor(t, "the first request held by the app", 10*time.Second, func() bool { return a.hits.Load() == 1 })
@@ -332,7 +333,7 @@ func TestMirrorToShadow(t *testing.T) {
 		Labels: map[string]string{"app": "sleep"}, ProxyPort: freePort(t, "127.0.0.1")})
 	const n = 50
 	const shadowHost = "front.default.svc.cluster.local-shadow:8080"
-	c := client.client()
+	c := meshClient(t, client)
 	var slowest time.Duration
 	for i := 0; i < n; i++ {
 		start := time.Now()
@@ -395,7 +396,8 @@ func TestRateLimitAdmitsConfiguredRate(t *testing.T) {
 	client := startSidecar(t, cp, sidecarOptions{Name: "sleep", IP: "127.0.0.3",
 		Labels: map[string]string{"app": "sleep"}, ProxyPort: freePort(t, "127.0.0.1")})
 
-	ld := startLoad(client.client(), serviceURL("limited"), 2)
+	c := meshClient(t, client)
+	ld := startLoad(c, serviceURL("limited"), 2)
 	<-time.After(rateLimitWin) // the measurement window, not a synchronisation
 	results := ld.finish()
 
@@ -427,7 +429,7 @@ func TestRateLimitAdmitsConfiguredRate(t *testing.T) {
 		t.Errorf("%s = %d, want the %d 429s", limited, got, codes[429])
 	}
 	// xRateLimitHeaders: true puts x-ratelimit-limit on every response.
-	if r := <-goGet(client.client(), serviceURL("limited")); r.hdr.Get("x-ratelimit-limit") == "" {
+	if r := <-goGet(c, serviceURL("limited")); r.hdr.Get("x-ratelimit-limit") == "" {
 		t.Errorf("a response without x-ratelimit-limit (%d, headers %v)", r.code, r.hdr)
 	}
 	t.Logf("%d requests in %v: %v; admitted band [%d, %d] around %.0f (%.1f/s beyond the burst)",
