@@ -73,7 +73,11 @@ func compileRouteMatch(m *routev3.RouteMatch, path string) (routeMatch, error) {
 		return routeMatch{}, errAt(path, "one of prefix, path, safe_regex or path_separated_prefix is required")
 	}
 	if !rm.caseSensitive {
-		rm.value = bytes.ToLower(rm.value)
+		// ASCII only, as Envoy (absl::AsciiStrToLower): bytes.ToLower
+		// would fold non-ASCII runes and could change the length that
+		// prefix_rewrite replaces.
+		rm.value = bytes.Clone(rm.value)
+		headers.LowerInPlace(rm.value)
 	}
 	if err := checkFields(m.GetGrpc(), field(path, "grpc")); err != nil {
 		return routeMatch{}, err

@@ -2,6 +2,9 @@ package router
 
 import (
 	"testing"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 func TestPathMatchers(t *testing.T) {
@@ -261,5 +264,24 @@ virtual_hosts:
 	}
 	if got := routeName(tab, newReq("h", "/api/v2/x")); got != "b" {
 		t.Fatalf("got %s, want b: order decides, not specificity", got)
+	}
+}
+
+// TestCaseInsensitivePathIsASCIIFolded: case_sensitive: false folds ASCII
+// letters only, as Envoy; a non-ASCII byte sequence in the configured
+// prefix keeps its bytes (and its length, which prefix_rewrite replaces).
+func TestCaseInsensitivePathIsASCIIFolded(t *testing.T) {
+	rm, err := compileRouteMatch(&routev3.RouteMatch{
+		PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/İA"},
+		CaseSensitive: wrapperspb.Bool(false),
+	}, "match")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rm.value) != "/İa" {
+		t.Fatalf("folded prefix %q, want %q", rm.value, "/İa")
+	}
+	if !rm.matchPath([]byte("/İa/x")) || !rm.matchPath([]byte("/İA/x")) || rm.matchPath([]byte("/ia/x")) {
+		t.Error("ASCII folding only: /İa and /İA match, /ia does not")
 	}
 }
