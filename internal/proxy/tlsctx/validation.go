@@ -39,6 +39,9 @@ const (
 type SANMatcher struct {
 	Type    SANType
 	Matcher matcher.String
+	// dnsExact is Matcher ignoring ASCII case, for DNS SANs; nil unless
+	// Matcher is exact.
+	dnsExact *matcher.String
 	// wildcard matches what follows "*" in a wildcard DNS SAN; nil unless
 	// Matcher is exact and its value has a first label.
 	wildcard *matcher.String
@@ -179,9 +182,10 @@ func ipString(ip net.IP) string {
 }
 
 // compileSANMatcher compiles one SAN matcher. As Envoy's StringSanMatcher
-// does for DNS SANs, an exact matcher also matches a wildcard SAN
-// ("*.example.com" matches "api.example.com", one label only, ASCII case
-// ignored); the part after the first label is compiled for that.
+// does for DNS SANs, an exact matcher follows DNS name rules
+// (Utility::dnsNameMatch): ASCII case is ignored, and it also matches a
+// wildcard SAN ("*.example.com" matches "api.example.com", one label only);
+// those two matchers are compiled here.
 func compileSANMatcher(t SANType, m *matcherv3.StringMatcher) (SANMatcher, error) {
 	sm, err := matcher.Compile(m)
 	if err != nil {
@@ -190,6 +194,13 @@ func compileSANMatcher(t SANType, m *matcherv3.StringMatcher) (SANMatcher, error
 	out := SANMatcher{Type: t, Matcher: sm}
 	if _, ok := m.GetMatchPattern().(*matcherv3.StringMatcher_Exact); ok && (t == SANAny || t == SANDNS) {
 		v := m.GetExact()
+		exact, err := matcher.Compile(&matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_Exact{Exact: v}, IgnoreCase: true,
+		})
+		if err != nil {
+			return SANMatcher{}, err
+		}
+		out.dnsExact = &exact
 		if i := strings.IndexByte(v, '.'); i > 0 {
 			w, err := matcher.Compile(&matcherv3.StringMatcher{
 				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: v[i:]}, IgnoreCase: true,
@@ -206,7 +217,11 @@ func compileSANMatcher(t SANType, m *matcherv3.StringMatcher) (SANMatcher, error
 // matchDNS matches a DNS SAN: the matcher, or a wildcard SAN against an
 // exact matcher's value (see compileSANMatcher).
 func (m *SANMatcher) matchDNS(san string) bool {
-	if m.Matcher.MatchString(san) {
+	if m.dnsExact != nil {
+		if m.dnsExact.MatchString(san) {
+			return true
+		}
+	} else if m.Matcher.MatchString(san) {
 		return true
 	}
 	return m.wildcard != nil && strings.HasPrefix(san, "*.") && m.wildcard.MatchString(san[1:])

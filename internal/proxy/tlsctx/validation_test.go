@@ -23,6 +23,10 @@ func TestSANMatcher(t *testing.T) {
 		want bool
 	}{
 		{"dns exact", SANDNS, exact("api.example.com", false), &x509.Certificate{DNSNames: []string{"api.example.com"}}, true},
+		{"dns exact ignores ASCII case (DNS names)", SANDNS, exact("API.example.com", false), &x509.Certificate{DNSNames: []string{"api.EXAMPLE.com"}}, true},
+		{"any-type exact: DNS case-insensitive", SANAny, exact("API.example.com", false), &x509.Certificate{DNSNames: []string{"api.example.com"}}, true},
+		{"any-type exact: URI stays case-sensitive", SANAny, exact("spiffe://td/ns/A/sa/B", false), &x509.Certificate{URIs: []*url.URL{{Scheme: "spiffe", Host: "td", Path: "/ns/a/sa/b"}}}, false},
+		{"uri exact case-sensitive", SANURI, exact("spiffe://td/ns/A/sa/B", false), &x509.Certificate{URIs: []*url.URL{{Scheme: "spiffe", Host: "td", Path: "/ns/a/sa/b"}}}, false},
 		{"dns wildcard SAN", SANDNS, exact("api.example.com", false), &x509.Certificate{DNSNames: []string{"*.EXAMPLE.com"}}, true},
 		{"dns wildcard covers one label", SANDNS, exact("a.api.example.com", false), &x509.Certificate{DNSNames: []string{"*.example.com"}}, false},
 		{"dns wildcard not for prefix matcher", SANDNS, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "api."}}, &x509.Certificate{DNSNames: []string{"*.example.com"}}, false},
