@@ -61,6 +61,9 @@ const (
 	metaHTTPProxyPort    = "HTTP_PROXY_PORT"
 	metaHTTPProxyAddress = "HTTP_PROXY_ADDRESS"
 	metaInstanceIPs      = "INSTANCE_IPS"
+	// metaAdminAddress is the admin's ip:port, for `weft proxy-config`
+	// (a weft extension; model.MetaAdminAddress).
+	metaAdminAddress = "WEFT_ADMIN_ADDRESS"
 )
 
 // Static clusters, Istio's names: the control plane, and the agent's SDS
@@ -104,6 +107,9 @@ func (o *Options) metadata() (*structpb.Struct, error) {
 	set(metaServiceAccount, o.ServiceAccount)
 	set(metaHTTPProxyPort, o.HTTPProxyPort)
 	set(metaHTTPProxyAddress, o.HTTPProxyAddress)
+	if ap, err := netip.ParseAddrPort(o.AdminAddress); err == nil && ap.Port() != 0 {
+		fields[metaAdminAddress] = o.AdminAddress // port 0 is not known yet: not reported
+	}
 	return structpb.NewStruct(fields)
 }
 
