@@ -16,7 +16,7 @@ import (
 // registry so that one /metrics serves both, with the Go runtime and
 // process collectors. Names and labels are Istio's
 // (pilot/pkg/xds/monitoring.go, pilot/pkg/model/push_context.go,
-// pilot/pkg/config/kube/crdclient); docs/OBSERVABILITY.md lists them.
+// pilot/pkg/config/kube/crdclient); docs/CONTROL-PLANE-METRICS.md lists them.
 type metrics struct {
 	// services is Istio's pilot_services: services in the snapshot.
 	services prometheus.Gauge

@@ -11,7 +11,7 @@ import (
 // metrics are the xDS server's Prometheus metrics, on a registry of its
 // own. Names, types and labels follow Istio's pilot metrics where Istio
 // has one (pilot/pkg/xds/monitoring.go, pilot/pkg/xds/ads.go); weft_ names
-// are weft's additions. docs/OBSERVABILITY.md lists them.
+// are weft's additions. docs/CONTROL-PLANE-METRICS.md lists them.
 type metrics struct {
 	reg *prometheus.Registry
 
