@@ -107,10 +107,24 @@ func (o *Options) metadata() (*structpb.Struct, error) {
 	set(metaServiceAccount, o.ServiceAccount)
 	set(metaHTTPProxyPort, o.HTTPProxyPort)
 	set(metaHTTPProxyAddress, o.HTTPProxyAddress)
-	if ap, err := netip.ParseAddrPort(o.AdminAddress); err == nil && ap.Port() != 0 {
-		fields[metaAdminAddress] = o.AdminAddress // port 0 is not known yet: not reported
+	if a := o.reachableAdmin(); a != "" {
+		fields[metaAdminAddress] = a
 	}
 	return structpb.NewStruct(fields)
+}
+
+// reachableAdmin is the admin address to report: on the workload's IP when
+// the admin binds every address, "" when its port is 0 (not known before
+// the proxy binds it) or the address does not parse.
+func (o *Options) reachableAdmin() string {
+	ap, err := netip.ParseAddrPort(o.AdminAddress)
+	if err != nil || ap.Port() == 0 {
+		return ""
+	}
+	if ap.Addr().IsUnspecified() && o.IP != "" {
+		return net.JoinHostPort(o.IP, strconv.Itoa(int(ap.Port())))
+	}
+	return o.AdminAddress
 }
 
 // serviceCluster is node.cluster: the app label (or the workload name) and
