@@ -52,5 +52,7 @@ func newRootCommand(s streams) *cobra.Command {
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.AddCommand(newAnalyzeCommand(s))
 	root.AddCommand(newTokenCommand(s))
+	root.AddCommand(newProxyStatusCommand(s))
+	root.AddCommand(newProxyConfigCommand(s))
 	return root
 }

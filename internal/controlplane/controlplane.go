@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -59,6 +60,9 @@ type Options struct {
 	// required; CA.Logger defaults to Logger).
 	CA     ca.Options
 	Logger *slog.Logger
+	// ID names this instance in /debug/syncz and `weft proxy-status`
+	// (Istio's ISTIOD column); default "weft-control-" and the host name.
+	ID string
 }
 
 // Defaults.
@@ -84,10 +88,18 @@ type ControlPlane struct {
 	ca     *ca.CA        // nil without SecureAddress
 	secure *secureServer // nil without SecureAddress
 
+	metrics *metrics
 	pushes  chan struct{}
-	version atomic.Uint64
-	ready   atomic.Bool
-	cur     atomic.Pointer[model.Snapshot]
+	// changed is when the configuration changed (Unix nanoseconds) since
+	// the last push; 0: no pending change.
+	changed atomic.Int64
+	// reasonsMu guards reasons: the push triggers (Istio's reasons) of
+	// the changes since the last push.
+	reasonsMu sync.Mutex
+	reasons   map[string]bool
+	version   atomic.Uint64
+	ready     atomic.Bool
+	cur       atomic.Pointer[model.Snapshot]
 
 	warnMu sync.Mutex
 	warned map[string]bool
@@ -115,6 +127,9 @@ func New(o Options) (*ControlPlane, error) {
 	if o.Mesh == nil {
 		o.Mesh = config.DefaultMeshConfig()
 	}
+	if o.ID == "" {
+		o.ID = defaultID()
+	}
 	c := &ControlPlane{
 		o:          o,
 		log:        o.Logger,
@@ -123,12 +138,14 @@ func New(o Options) (*ControlPlane, error) {
 		translator: translate.New(translate.Options{TrustDomain: o.CA.TrustDomain}),
 		pushes:     make(chan struct{}, 1),
 		warned:     map[string]bool{},
+		reasons:    map[string]bool{},
 	}
 	var err error
-	c.xds, err = xds.New(xds.Options{Generator: c.translator, Logger: c.log})
+	c.xds, err = xds.New(xds.Options{Generator: c.translator, Logger: c.log, ID: o.ID})
 	if err != nil {
 		return nil, err
 	}
+	c.metrics = newMetrics(c.xds.Registry())
 	c.watcher, err = config.NewWatcher(config.WatcherOptions{
 		Dir:      o.ConfigDir,
 		Debounce: o.Debounce,
@@ -144,6 +161,7 @@ func New(o Options) (*ControlPlane, error) {
 		return nil, fmt.Errorf("load %s: %w", o.ConfigDir, err)
 	}
 	c.logProblems(c.store.Errors())
+	c.metrics.currentProblems(c.store.Errors())
 	if c.xdsLn, err = net.Listen("tcp", o.XDSAddress); err != nil {
 		c.watcher.Close()
 		return nil, fmt.Errorf("xDS address %s: %w", o.XDSAddress, err)
@@ -219,6 +237,8 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	case <-c.pushes: // the initial load's trigger: the push below covers it
 	default:
 	}
+	c.takeReasons() // the initial load's changes: the global push below covers them
+	c.metrics.pushed(map[string]bool{triggerGlobal: true})
 	c.push() // the initial configuration, before any proxy is answered
 	errc := make(chan error, 4)
 	go func() { errc <- c.xds.Serve(c.xdsLn) }()
@@ -259,6 +279,11 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 // onConfigChange runs after the watcher applied a reload to the store.
 func (c *ControlPlane) onConfigChange(ch config.Changes, problems []*config.Error) {
 	c.logProblems(problems)
+	c.reasonsMu.Lock()
+	c.metrics.configChanged(ch, c.reasons)
+	c.reasonsMu.Unlock()
+	c.metrics.currentProblems(c.store.Errors())
+	c.changed.CompareAndSwap(0, time.Now().UnixNano())
 	c.log.Info("configuration changed", "added", len(ch.Added), "updated", len(ch.Updated), "removed", len(ch.Removed), "kept_last_good", len(ch.Kept))
 	c.trigger()
 }
@@ -268,6 +293,15 @@ func (c *ControlPlane) trigger() {
 	case c.pushes <- struct{}{}:
 	default: // a push is already due
 	}
+}
+
+// takeReasons returns the push reasons gathered since the last call.
+func (c *ControlPlane) takeReasons() map[string]bool {
+	c.reasonsMu.Lock()
+	defer c.reasonsMu.Unlock()
+	r := c.reasons
+	c.reasons = map[string]bool{}
+	return r
 }
 
 // pushLoop runs the pushes, one at a time: triggers that arrive during a
@@ -281,6 +315,7 @@ func (c *ControlPlane) pushLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-c.pushes:
+			c.metrics.pushed(c.takeReasons())
 			c.push()
 		}
 	}
@@ -321,6 +356,10 @@ func (c *ControlPlane) trimLoop(ctx context.Context) {
 // the xDS server.
 func (c *ControlPlane) push() {
 	start := time.Now()
+	var changed time.Time
+	if ns := c.changed.Swap(0); ns != 0 {
+		changed = time.Unix(0, ns)
+	}
 	objs := c.store.List()
 	problems, _ := c.files.Update(objs)
 	c.logProblems(problems)
@@ -331,8 +370,9 @@ func (c *ControlPlane) push() {
 		Services:      c.files.Services(),
 		Configs:       objs,
 	})
+	c.metrics.snapshotBuilt(snap, time.Since(start))
 	c.cur.Store(snap)
-	c.xds.Push(snap)
+	c.xds.PushSince(snap, changed)
 	c.logProblems(c.translator.Warnings(snap))
 	c.translator.Retain(snap) // every connected proxy has been generated for snap
 	c.ready.Store(true)
@@ -349,12 +389,23 @@ func (c *ControlPlane) logProblems(ps []*config.Error) {
 			continue
 		}
 		c.warned[s] = true
+		c.metrics.newProblem(p)
 		if p.Warning {
 			c.log.Warn(s)
 		} else {
 			c.log.Error(s)
 		}
 	}
+}
+
+// defaultID is "weft-control-" and the host name (Istio's ISTIOD column
+// shows the istiod pod's name).
+func defaultID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return xds.DefaultID
+	}
+	return xds.DefaultID + "-" + h
 }
 
 func (c *ControlPlane) handleReady(w http.ResponseWriter, _ *http.Request) {

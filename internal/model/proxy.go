@@ -32,6 +32,11 @@ const (
 	// MetaHTTPProxyAddress is the address that listener binds (a weft
 	// extension; default 127.0.0.1).
 	MetaHTTPProxyAddress = "HTTP_PROXY_ADDRESS"
+	// MetaIstioVersion is the proxy's version (Istio's ISTIO_VERSION).
+	MetaIstioVersion = "ISTIO_VERSION"
+	// MetaAdminAddress is the proxy's admin ip:port (a weft extension,
+	// set by `weft-proxy sidecar`; `weft proxy-config` reads it).
+	MetaAdminAddress = "WEFT_ADMIN_ADDRESS"
 )
 
 // Defaults for the outbound HTTP proxy listener.

@@ -236,22 +236,26 @@ func next[T any](ctx context.Context, ch <-chan recvResult[T]) (*T, error) {
 type sotwStream struct {
 	grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
 	bs   *budgeted
+	m    *metrics
 	reqs <-chan recvResult[discoveryv3.DiscoveryRequest]
 }
 
-func newSotwStream(st grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse], bs *budgeted, in *interner) sotwStream {
+func newSotwStream(st grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse], bs *budgeted, in *interner, m *metrics) sotwStream {
 	answered := func(r *discoveryv3.DiscoveryRequest) {
 		in.names(r.ResourceNames)
 		bs.answered(r.GetTypeUrl(), r.GetResponseNonce())
 	}
-	return sotwStream{BidiStreamingServer: st, bs: bs, reqs: readRequests(st.Recv, answered, st.Context().Done())}
+	return sotwStream{BidiStreamingServer: st, bs: bs, m: m, reqs: readRequests(st.Recv, answered, st.Context().Done())}
 }
 
 func (w sotwStream) Send(r *discoveryv3.DiscoveryResponse) error {
 	if !w.bs.sent(r.GetTypeUrl(), r.GetNonce(), proto.Size(r)) {
 		return w.Context().Err()
 	}
-	return w.BidiStreamingServer.Send(r)
+	start := time.Now()
+	err := w.BidiStreamingServer.Send(r)
+	w.m.sent(r.GetTypeUrl(), time.Since(start), err)
+	return err
 }
 
 func (w sotwStream) Recv() (*discoveryv3.DiscoveryRequest, error) { return next(w.Context(), w.reqs) }
@@ -260,22 +264,26 @@ func (w sotwStream) Recv() (*discoveryv3.DiscoveryRequest, error) { return next(
 type deltaStream struct {
 	grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
 	bs   *budgeted
+	m    *metrics
 	reqs <-chan recvResult[discoveryv3.DeltaDiscoveryRequest]
 }
 
-func newDeltaStream(st grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse], bs *budgeted, in *interner) deltaStream {
+func newDeltaStream(st grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse], bs *budgeted, in *interner, m *metrics) deltaStream {
 	answered := func(r *discoveryv3.DeltaDiscoveryRequest) {
 		in.names(r.ResourceNamesSubscribe)
 		bs.answered(r.GetTypeUrl(), r.GetResponseNonce())
 	}
-	return deltaStream{BidiStreamingServer: st, bs: bs, reqs: readRequests(st.Recv, answered, st.Context().Done())}
+	return deltaStream{BidiStreamingServer: st, bs: bs, m: m, reqs: readRequests(st.Recv, answered, st.Context().Done())}
 }
 
 func (w deltaStream) Send(r *discoveryv3.DeltaDiscoveryResponse) error {
 	if !w.bs.sent(r.GetTypeUrl(), r.GetNonce(), proto.Size(r)) {
 		return w.Context().Err()
 	}
-	return w.BidiStreamingServer.Send(r)
+	start := time.Now()
+	err := w.BidiStreamingServer.Send(r)
+	w.m.sent(r.GetTypeUrl(), time.Since(start), err)
+	return err
 }
 
 func (w deltaStream) Recv() (*discoveryv3.DeltaDiscoveryRequest, error) {

@@ -61,7 +61,7 @@ func TestMonitoringHandlers(t *testing.T) {
 
 	code, body = get(t, mux, MetricsPath)
 	for _, line := range []string{
-		"pilot_xds 1",
+		`pilot_xds{version=""} 1`,
 		`pilot_xds_pushes{type="cds"} 1`,
 		`pilot_xds_pushes{type="rds"} 1`,
 		`pilot_xds_config_size_bytes_count{type="eds"} 1`,

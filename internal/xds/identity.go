@@ -55,3 +55,20 @@ func readLabels(v *structpb.Value, into map[string]string) error {
 func sameIdentity(a, b *model.Proxy) bool {
 	return a.ID == b.ID && maps.Equal(a.Metadata, b.Metadata) && maps.Equal(a.Labels, b.Labels)
 }
+
+// proxyVersion is the version a proxy reports, as Istio reads it for
+// pilot_xds{version} and proxy-status: node metadata ISTIO_VERSION (Istio's
+// agent sets it), else the node's user_agent_version or
+// user_agent_build_version (Envoy sets the latter), else "".
+func proxyVersion(n *corev3.Node, p *model.Proxy) string {
+	if v := p.Metadata[model.MetaIstioVersion]; v != "" {
+		return v
+	}
+	if v := n.GetUserAgentVersion(); v != "" {
+		return v
+	}
+	if bv := n.GetUserAgentBuildVersion().GetVersion(); bv != nil {
+		return fmt.Sprintf("%d.%d.%d", bv.GetMajorNumber(), bv.GetMinorNumber(), bv.GetPatch())
+	}
+	return ""
+}

@@ -139,7 +139,7 @@ func TestGeneratorPanicKeepsTheServerUp(t *testing.T) {
 	if n := responses(broken.Read)[xdstest.ClusterType]; n != 0 {
 		t.Errorf("the proxy whose translation panics got %d cluster responses", n)
 	}
-	if got := testutilValue(t, e.s.metrics.generateErrors); got != 2 {
+	if got := testutilValue(t, e.s.metrics.internalErrors); got != 2 {
 		t.Errorf("generate errors: %v, want 2 (connect and push)", got)
 	}
 }

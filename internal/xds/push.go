@@ -92,13 +92,21 @@ func (s *Server) attach(p *model.Proxy) *node {
 // version changed. Push returns when every proxy's responses are queued on
 // its stream (not when they are delivered). Pushes are serialised; the
 // caller debounces. A nil snapshot is ignored.
-func (s *Server) Push(snap *model.Snapshot) {
+func (s *Server) Push(snap *model.Snapshot) { s.PushSince(snap, time.Time{}) }
+
+// PushSince is Push for a configuration that changed at changed:
+// pilot_proxy_convergence_time measures from then until each proxy's
+// responses are queued. A zero changed is the start of the push.
+func (s *Server) PushSince(snap *model.Snapshot, changed time.Time) {
 	if snap == nil {
 		return
 	}
 	s.pushMu.Lock()
 	defer s.pushMu.Unlock()
 	start := time.Now()
+	if changed.IsZero() || changed.After(start) {
+		changed = start
+	}
 	s.mu.Lock()
 	s.snap = snap
 	s.seq++
@@ -108,7 +116,12 @@ func (s *Server) Push(snap *model.Snapshot) {
 	if s.interned != nil {
 		s.interned.reset()
 	}
-	s.parallel(nodes, func(n *node) { s.compute(n, snap, seq, start) })
+	s.parallel(nodes, func(n *node) {
+		s.metrics.queueTime.Observe(time.Since(start).Seconds())
+		if s.compute(n, snap, seq, start) {
+			s.metrics.convergence.Observe(time.Since(changed).Seconds())
+		}
+	})
 	d := time.Since(start)
 	s.metrics.pushDuration.Observe(d.Seconds())
 	s.log.Debug("xds: pushed", "snapshot", snap.Version, "proxies", len(nodes), "duration", d)
@@ -139,9 +152,10 @@ func (s *Server) parallel(nodes []*node, f func(*node)) {
 	wg.Wait()
 }
 
-// compute generates and installs one node's resources. On failure the
-// node keeps its previous resources, and the error is logged and counted.
-func (s *Server) compute(n *node, snap *model.Snapshot, seq uint64, pushStart time.Time) {
+// compute generates and installs one node's resources and reports whether
+// they were installed. On failure the node keeps its previous resources,
+// and the error is logged and counted.
+func (s *Server) compute(n *node, snap *model.Snapshot, seq uint64, pushStart time.Time) bool {
 	n.mu.Lock()
 	p, prev := n.proxy, n.res
 	n.mu.Unlock()
@@ -152,11 +166,11 @@ func (s *Server) compute(n *node, snap *model.Snapshot, seq uint64, pushStart ti
 		nr, err = s.sets.build(prev, r)
 	}
 	if err != nil {
-		s.metrics.generateErrors.Inc()
+		s.metrics.internalErrors.Inc()
 		s.log.Error("xds: cannot compute a proxy's resources; it keeps its previous ones", "proxy", p.ID, "snapshot", snap.Version, "error", err)
-		return
+		return false
 	}
-	s.set(n, seq, nr, pushStart)
+	return s.set(n, seq, nr, pushStart)
 }
 
 // generate calls the generator, turning a panic into an error: one

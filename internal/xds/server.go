@@ -85,6 +85,9 @@ type Options struct {
 	// Logger receives connection, NACK and error events; nil:
 	// slog.Default().
 	Logger *slog.Logger
+	// ID names this control plane instance in SyncStatus (Istio's
+	// proxy-status ISTIOD column); "": DefaultID.
+	ID string
 	// PushWorkers is the number of goroutines a Push spreads the proxies
 	// over; 0: GOMAXPROCS, at most 8.
 	PushWorkers int
@@ -94,6 +97,9 @@ type Options struct {
 	// bound.
 	MaxPendingBytes int64
 }
+
+// DefaultID is the instance name when Options.ID is empty.
+const DefaultID = "weft-control"
 
 // DefaultMaxPendingBytes is the default bound of unacknowledged response
 // bytes.
@@ -137,6 +143,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.ID == "" {
+		o.ID = DefaultID
 	}
 	if o.PushWorkers <= 0 {
 		o.PushWorkers = min(runtime.GOMAXPROCS(0), 8)

@@ -23,7 +23,7 @@ func (s *Server) sotw(st sotwServerStream, typeURL string) error {
 	}
 	bs := newBudgeted(st.Context(), s.budget, typeURL)
 	defer bs.finish()
-	return s.xds.StreamHandler(newSotwStream(st, bs, s.interned), typeURL)
+	return s.xds.StreamHandler(newSotwStream(st, bs, s.interned, s.metrics), typeURL)
 }
 
 // delta serves a delta stream of typeURL ("" for ADS).
@@ -33,7 +33,7 @@ func (s *Server) delta(st deltaServerStream, typeURL string) error {
 	}
 	bs := newBudgeted(st.Context(), s.budget, typeURL)
 	defer bs.finish()
-	return s.xds.DeltaStreamHandler(newDeltaStream(st, bs, s.interned), typeURL)
+	return s.xds.DeltaStreamHandler(newDeltaStream(st, bs, s.interned, s.metrics), typeURL)
 }
 
 // The gRPC services: ADS and the per-type services of the four types

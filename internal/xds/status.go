@@ -33,6 +33,7 @@ type conn struct {
 	mu          sync.Mutex
 	node        *node // set by the first request
 	proxy       *model.Proxy
+	version     string // the proxy's version (proxyVersion)
 	lastRequest time.Time
 	types       map[string]*typeState
 }
@@ -48,7 +49,10 @@ type typeState struct {
 	ackedAt      time.Time
 	nack         *NACK
 	// nackNonce is the nonce the last NACK answered.
-	nackNonce   string
+	nackNonce string
+	// rejected is set by a NACK and cleared by the next ACK (the
+	// pilot_xds_TYPE_reject gauge is set meanwhile).
+	rejected    bool
 	lastRequest time.Time
 }
 
@@ -141,13 +145,18 @@ func (s *Server) onRequest(k streamKey, r request) (rejected string, nacked bool
 	case r.err != nil:
 		ts.nack = &NACK{Version: ts.sentVersion, Message: r.err.GetMessage(), Time: now}
 		ts.nackNonce = r.nonce
-		s.metrics.rejects.WithLabelValues(shortName(r.typeURL)).Inc()
+		ts.rejected = true
+		s.metrics.nacked(r.typeURL, c.proxy.ID, r.err.GetCode())
 		s.log.Warn("xds: proxy rejected configuration (NACK); holding until the configuration changes",
 			"proxy", c.proxy.ID, "type", r.typeURL, "version", ts.sentVersion, "error", r.err.GetMessage())
 		return ts.sentVersion, true, nil
 	default:
 		ts.ackedVersion = ts.sentVersion
 		ts.ackedAt = now
+		if ts.rejected {
+			ts.rejected = false
+			s.metrics.acked(r.typeURL, c.proxy.ID)
+		}
 	}
 	return "", false, nil
 }
@@ -168,10 +177,11 @@ func (s *Server) identify(c *conn, n *corev3.Node) error {
 		return status.Errorf(codes.InvalidArgument, "weft-control: refusing xDS stream: %v", err)
 	}
 	nd := s.attach(p)
+	v := proxyVersion(n, p)
 	c.mu.Lock()
-	c.node, c.proxy = nd, p
+	c.node, c.proxy, c.version = nd, p, v
 	c.mu.Unlock()
-	s.metrics.connected.Inc()
+	s.metrics.connected.WithLabelValues(v).Inc()
 	s.log.Info("xds: proxy connected", "proxy", p.ID, "peer", c.peer, "delta", c.key.delta)
 	return nil
 }
@@ -199,13 +209,16 @@ func (s *Server) onClose(k streamKey) {
 		return
 	}
 	c.mu.Lock()
-	n, p := c.node, c.proxy
+	n, p, v := c.node, c.proxy, c.version
 	c.mu.Unlock()
 	if n == nil {
 		return
 	}
 	s.nodes.detach(n)
-	s.metrics.connected.Dec()
+	s.metrics.connected.WithLabelValues(v).Dec()
+	if s.nodes.get(p.ID) == nil {
+		s.metrics.forget(p.ID)
+	}
 	s.log.Info("xds: proxy disconnected", "proxy", p.ID, "peer", c.peer)
 }
 
@@ -219,8 +232,20 @@ type NACK struct {
 
 // ProxyStatus is the sync state of one proxy (all its streams).
 type ProxyStatus struct {
-	Type      string `json:"type"`
+	Type string `json:"type"`
+	// Name is the node id's workload (pod) name, Namespace its namespace.
+	Name      string `json:"name"`
 	Namespace string `json:"namespace"`
+	// ClusterID is node metadata CLUSTER_ID ("" when not sent).
+	ClusterID string `json:"cluster_id,omitempty"`
+	// Version is the proxy's version: node metadata ISTIO_VERSION, else
+	// the node's user_agent_version or user_agent_build_version.
+	Version string `json:"version,omitempty"`
+	// AdminAddress is the proxy's admin ip:port as its node metadata
+	// WEFT_ADMIN_ADDRESS reports it (`weft proxy-config` reads it).
+	AdminAddress string `json:"admin_address,omitempty"`
+	// ControlPlane is the instance serving the proxy (Options.ID).
+	ControlPlane string `json:"control_plane"`
 	// ConnectedSince is when its oldest live stream opened.
 	ConnectedSince time.Time `json:"connected_since"`
 	LastRequest    time.Time `json:"last_request,omitzero"`
@@ -255,6 +280,15 @@ type TypeStatus struct {
 // SyncStatus returns the sync state of every connected proxy by node id.
 // Safe for concurrent use.
 func (s *Server) SyncStatus() map[string]ProxyStatus {
+	out := s.syncStatus()
+	for id, ps := range out {
+		ps.ControlPlane = s.o.ID
+		out[id] = ps
+	}
+	return out
+}
+
+func (s *Server) syncStatus() map[string]ProxyStatus {
 	conns := s.conns.list()
 	sort.Slice(conns, func(i, j int) bool { return conns[i].connectedAt.Before(conns[j].connectedAt) })
 	out := map[string]ProxyStatus{}
@@ -274,7 +308,11 @@ func mergeConn(ps ProxyStatus, c *conn) ProxyStatus {
 	if ps.Streams == 0 {
 		ps = ProxyStatus{
 			Type:           string(c.proxy.Type),
+			Name:           c.proxy.Name,
 			Namespace:      c.proxy.Namespace,
+			ClusterID:      c.proxy.ClusterID,
+			Version:        c.version,
+			AdminAddress:   c.proxy.Metadata[model.MetaAdminAddress],
 			ConnectedSince: c.connectedAt,
 			Types:          map[string]TypeStatus{},
 		}

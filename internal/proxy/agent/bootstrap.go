@@ -61,6 +61,9 @@ const (
 	metaHTTPProxyPort    = "HTTP_PROXY_PORT"
 	metaHTTPProxyAddress = "HTTP_PROXY_ADDRESS"
 	metaInstanceIPs      = "INSTANCE_IPS"
+	// metaAdminAddress is the admin's ip:port, for `weft proxy-config`
+	// (a weft extension; model.MetaAdminAddress).
+	metaAdminAddress = "WEFT_ADMIN_ADDRESS"
 )
 
 // Static clusters, Istio's names: the control plane, and the agent's SDS
@@ -104,7 +107,24 @@ func (o *Options) metadata() (*structpb.Struct, error) {
 	set(metaServiceAccount, o.ServiceAccount)
 	set(metaHTTPProxyPort, o.HTTPProxyPort)
 	set(metaHTTPProxyAddress, o.HTTPProxyAddress)
+	if a := o.reachableAdmin(); a != "" {
+		fields[metaAdminAddress] = a
+	}
 	return structpb.NewStruct(fields)
+}
+
+// reachableAdmin is the admin address to report: on the workload's IP when
+// the admin binds every address, "" when its port is 0 (not known before
+// the proxy binds it) or the address does not parse.
+func (o *Options) reachableAdmin() string {
+	ap, err := netip.ParseAddrPort(o.AdminAddress)
+	if err != nil || ap.Port() == 0 {
+		return ""
+	}
+	if ap.Addr().IsUnspecified() && o.IP != "" {
+		return net.JoinHostPort(o.IP, strconv.Itoa(int(ap.Port())))
+	}
+	return o.AdminAddress
 }
 
 // serviceCluster is node.cluster: the app label (or the workload name) and
