@@ -8,7 +8,7 @@ import (
 )
 
 // configDump is /config_dump: the bootstrap, then clusters, (in dynamic
-// mode) endpoints, listeners and route configurations, each a typed
+// mode) endpoints, listeners, route configurations and secrets, each a typed
 // config as Envoy prints them. Resources from xDS appear as Envoy's
 // dynamic_* entries with the version_info of the response that brought
 // them, when they last changed, and the last rejected update as
@@ -34,12 +34,12 @@ func (s *Server) configDump() *adminv3.ConfigDump {
 		cd.StaticClusters = append(cd.StaticClusters, &adminv3.ClustersConfigDump_StaticCluster{Cluster: mustAny(c.Config()), LastUpdated: timestamppb.New(c.LastUpdated())})
 	}
 	if s.dyn == nil {
-		d.Configs = append(d.Configs, mustAny(cd), mustAny(ld), mustAny(rd))
+		d.Configs = append(d.Configs, mustAny(cd), mustAny(ld), mustAny(rd), mustAny(s.secretDump.dump()))
 		return d
 	}
 	ed := &adminv3.EndpointsConfigDump{}
 	s.dyn.dump(cd, ed, ld, rd)
-	d.Configs = append(d.Configs, mustAny(cd), mustAny(ed), mustAny(ld), mustAny(rd))
+	d.Configs = append(d.Configs, mustAny(cd), mustAny(ed), mustAny(ld), mustAny(rd), mustAny(s.secretDump.dump()))
 	return d
 }
 

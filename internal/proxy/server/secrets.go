@@ -160,6 +160,7 @@ func (s *Server) compileSecrets(secrets map[string]*tlsv3.Secret) map[string]err
 			continue
 		}
 		s.secrets.Set(n, sec)
+		s.secretDump.record(n, secrets[n])
 	}
 	return errs
 }

@@ -70,6 +70,8 @@ type Server struct {
 	// secrets holds the SDS secrets TLS contexts read at handshake time.
 	secrets *tlsctx.Store
 	sds     *secretManager
+	// secretDump keeps what /config_dump shows of the secrets (secretdump.go).
+	secretDump secretDump
 
 	admin   *admin.Admin
 	adminLn net.Listener
