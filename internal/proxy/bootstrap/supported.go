@@ -60,6 +60,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 		bootstrapRules(), listenerRules(), hcmRules(), routeRules(),
 		matcherRules(), clusterRules(), coreRules(), tlsRules(), rbacRules(), jwtRules(),
 		resilienceRules(), healthRules(), filterRules(), // supported_health.go, supported_resilience.go
+		istioStatsRules(), // supported_istio.go
 	} {
 		for name, rule := range part {
 			rules[name] = rule
@@ -120,7 +121,7 @@ func listenerRules() map[protoreflect.FullName]msgRule {
 		},
 		"envoy.config.listener.v3.Filter": {
 			"name":         field(),
-			"typed_config": anyOf(hcmType, tcpProxyType, rbacNetworkType),
+			"typed_config": anyOf(hcmType, tcpProxyType, rbacNetworkType, xdsTypedStruct, udpaTypedStruct),
 		},
 		// tls_inspector with its defaults: no JA3/JA4 fingerprinting, default
 		// initial read buffer size.
@@ -161,7 +162,8 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 		"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": {
 			"name": field(),
 			"typed_config": anyOf(routerType, rbacHTTPType, jwtAuthnType,
-				faultType, localRateLimit), // supported_resilience.go
+				faultType, localRateLimit, // supported_resilience.go
+				xdsTypedStruct, udpaTypedStruct), // istio.stats: supported_istio.go
 			// Disabled until a route's typed_per_filter_config enables it.
 			"disabled": field(),
 		},
