@@ -291,6 +291,7 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 	return map[protoreflect.FullName]msgRule{
 		"envoy.config.cluster.v3.Cluster": fields(
 			"name", "connect_timeout", "load_assignment",
+			"metadata", // read: filter_metadata.istio.services (istio.stats)
 			"dns_refresh_rate", "circuit_breakers",
 			"http2_protocol_options",      // deprecated form of typed_extension_protocol_options
 			"max_requests_per_connection", // deprecated form of common_http_protocol_options'
