@@ -37,6 +37,7 @@ type sidecarOptions struct {
 	labels           string // k=v,k2=v2
 	serviceAccount   string
 	adminAddress     string
+	metricsAddress   string
 	httpProxyPort    string
 	httpProxyAddress string
 	// meta holds node metadata from ISTIO_META_* variables that no flag
@@ -67,6 +68,11 @@ type sidecarOptions struct {
 	drainTimeS     int
 	concurrency    int
 }
+
+// metricsAuto is --metrics-address's default: the workload IP, port 15090
+// (Istio's prometheus port), so that sidecars on 127.0.0.2, 127.0.0.3, ...
+// of one machine do not collide.
+const metricsAuto = "auto"
 
 // caPort is the CA's port when --ca-address is not given: weft-control's
 // secure port, istiod's 15012.
@@ -105,6 +111,8 @@ var sidecarFlags = []sidecarFlag{
 		func(o *sidecarOptions) *string { return &o.serviceAccount }, nil},
 	{"admin-address", "WEFT_ADMIN_ADDRESS", "127.0.0.1:15000", "the admin interface's address, ip:port",
 		func(o *sidecarOptions) *string { return &o.adminAddress }, nil},
+	{"metrics-address", "WEFT_METRICS_ADDRESS", metricsAuto, "where Prometheus scrapes istio_* and envoy_* metrics (/stats/prometheus), ip:port; " + metricsAuto + " is the --ip with Istio's port 15090, empty turns it off",
+		func(o *sidecarOptions) *string { return &o.metricsAddress }, nil},
 	{"http-proxy-port", "ISTIO_META_HTTP_PROXY_PORT", "", "port of the outbound HTTP proxy listener (node metadata HTTP_PROXY_PORT; weft-control's default 15001)",
 		func(o *sidecarOptions) *string { return &o.httpProxyPort }, nil},
 	{"http-proxy-address", "ISTIO_META_HTTP_PROXY_ADDRESS", "", "address of the outbound HTTP proxy listener (node metadata HTTP_PROXY_ADDRESS; default 127.0.0.1)",
@@ -223,6 +231,12 @@ func (o *sidecarOptions) check() error {
 		return fmt.Errorf("--discovery-address %q: want host:port", o.discoveryAddress)
 	} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 		return fmt.Errorf("--discovery-address %q: %q is not a port", o.discoveryAddress, port)
+	}
+	if o.metricsAddress == metricsAuto {
+		o.metricsAddress = net.JoinHostPort(o.ip, "15090")
+	}
+	if _, err := netip.ParseAddrPort(o.metricsAddress); o.metricsAddress != "" && err != nil {
+		return fmt.Errorf("--metrics-address %q: want ip:port, or empty for none", o.metricsAddress)
 	}
 	if o.httpProxyPort != "" {
 		if n, err := strconv.ParseUint(o.httpProxyPort, 10, 16); err != nil || n == 0 {
@@ -400,6 +414,7 @@ func (o *sidecarOptions) agent() (*agent.Options, error) {
 		HTTPProxyPort:    o.httpProxyPort,
 		HTTPProxyAddress: o.httpProxyAddress,
 		AdminAddress:     o.adminAddress,
+		MetricsAddress:   o.metricsAddress,
 		Metadata:         o.meta,
 		SDSSocket:        o.sdsSocket,
 	}, nil

@@ -78,8 +78,8 @@ func FuzzAuthorizationPolicy(f *testing.F) {
 		if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&m); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(m.GetHttpFilters()); n != len(filters.http)+1 || m.GetHttpFilters()[n-1].GetName() != routerFilterName {
-			t.Fatalf("HTTP filters %v: want the RBAC filters then the router", m.GetHttpFilters())
+		if n := len(m.GetHttpFilters()); n != len(filters.http)+2 || m.GetHttpFilters()[n-2].GetName() != statsFilterName || m.GetHttpFilters()[n-1].GetName() != routerFilterName {
+			t.Fatalf("HTTP filters %v: want the RBAC filters, istio.stats, then the router", m.GetHttpFilters())
 		}
 	})
 }

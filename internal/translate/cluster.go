@@ -141,7 +141,7 @@ func (s *scope) addCluster(cs *clusterSet, subset string, svc *model.Service, p 
 // xdsresource validation): DNS services become LOGICAL_DNS on their first
 // endpoint there.
 func (s *scope) newCluster(cs *clusterSet, name string, svc *model.Service, p model.Port, eps []*model.Endpoint) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment) {
-	c := &clusterv3.Cluster{Name: name}
+	c := &clusterv3.Cluster{Name: name, Metadata: clusterServiceMetadata(svc)} // stats.go
 	switch svc.Resolution {
 	case model.ClientSideLB:
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}

@@ -47,7 +47,7 @@ func loadAssignment(name string, eps []*model.Endpoint, p model.Port) *endpointv
 			}},
 			HealthStatus:        corev3.HealthStatus_HEALTHY,
 			LoadBalancingWeight: wrapperspb.UInt32(w),
-			Metadata:            endpointTLSMetadata(ep),
+			Metadata:            endpointMetadata(ep), // stats.go
 		})
 		loc.LoadBalancingWeight.Value += w
 	}

@@ -217,7 +217,7 @@ func inboundListener(ip inboundPort, cluster string, f inboundFilters) *listener
 			inbound:    true,
 		}))}
 	} else {
-		filters = append(append([]*listenerv3.Filter{}, f.tcp...), tcpProxyFilter(cluster, []weightedName{{name: cluster, weight: 1}}))
+		filters = withStats(append(append([]*listenerv3.Filter{}, f.tcp...), tcpProxyFilter(cluster, []weightedName{{name: cluster, weight: 1}}))...)
 	}
 	return &listenerv3.Listener{
 		Name:             name,

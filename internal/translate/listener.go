@@ -47,12 +47,16 @@ func routerFilter() *hcmv3.HttpFilter {
 
 // httpConnectionManager builds an HCM with Envoy's codec auto-detection
 // (HTTP/1.1, or HTTP/2 with prior knowledge), o's filters, the fault
-// filter (outbound, gateway and proxyless HCMs, as Istio), the router
+// filter (outbound, gateway and proxyless HCMs, as Istio), istio.stats
+// (all but proxyless, stats.go), the router
 // filter and, like Istio's outbound listeners, websocket upgrades allowed.
 func httpConnectionManager(o hcmOptions) *hcmv3.HttpConnectionManager {
 	filters := append([]*hcmv3.HttpFilter{}, o.filters...)
 	if !o.inbound {
 		filters = append(filters, faultFilter())
+	}
+	if !o.proxyless {
+		filters = append(filters, statsHTTPFilter()) // stats.go
 	}
 	m := &hcmv3.HttpConnectionManager{
 		StatPrefix:  o.statPrefix,

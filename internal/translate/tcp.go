@@ -96,7 +96,7 @@ func subnetCIDRs(subnets []string) []*corev3.CidrRange {
 
 // chain builds a filter chain; an empty match is left out (catch-all).
 func chain(sni []string, cidrs []*corev3.CidrRange, filter *listenerv3.Filter) *listenerv3.FilterChain {
-	fc := &listenerv3.FilterChain{Filters: []*listenerv3.Filter{filter}}
+	fc := &listenerv3.FilterChain{Filters: withStats(filter)}
 	if len(sni) > 0 || len(cidrs) > 0 {
 		fc.FilterChainMatch = &listenerv3.FilterChainMatch{ServerNames: sni, PrefixRanges: cidrs}
 	}

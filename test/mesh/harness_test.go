@@ -126,6 +126,10 @@ type sidecarOptions struct {
 	ServiceAccount string
 	Labels         map[string]string
 	ProxyPort      int
+	// MetricsAddress, ip:port, serves /stats/prometheus as `weft-proxy
+	// sidecar --metrics-address` does; the admin then listens on IP and a
+	// free port (the metrics listener routes to it).
+	MetricsAddress string
 }
 
 // startSidecar builds the bootstrap the way `weft-proxy sidecar` does and
@@ -145,6 +149,10 @@ func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
 		ServiceAccount:   "default",
 		HTTPProxyPort:    strconv.Itoa(o.ProxyPort),
 		AdminAddress:     "127.0.0.1:0",
+	}
+	if o.MetricsAddress != "" {
+		ao.MetricsAddress = o.MetricsAddress
+		ao.AdminAddress = net.JoinHostPort(o.IP, strconv.Itoa(freePort(t, o.IP)))
 	}
 	if o.ServiceAccount != "" {
 		ao.ServiceAccount = o.ServiceAccount

@@ -45,6 +45,13 @@ type Options struct {
 	AdminAddress string
 	// Metadata holds more node metadata (ISTIO_META_* variables).
 	Metadata map[string]string
+	// MetricsAddress, ip:port, is where Prometheus scrapes the proxy's
+	// metrics (Istio's 15090): the bootstrap gets Istio's static listener
+	// that routes /stats/prometheus to the admin (metrics.go). Empty: none.
+	MetricsAddress string
+	// ClusterID is the node metadata CLUSTER_ID, the label
+	// source_cluster / destination_cluster (Istio's default "Kubernetes").
+	ClusterID string
 	// SDSSocket is the agent's SDS Unix socket. When set (a CA is
 	// configured), the bootstrap gets Istio's static cluster sds-grpc
 	// pointing at it; when empty the bootstrap has no SDS (plain text).
@@ -61,6 +68,8 @@ const (
 	metaHTTPProxyPort    = "HTTP_PROXY_PORT"
 	metaHTTPProxyAddress = "HTTP_PROXY_ADDRESS"
 	metaInstanceIPs      = "INSTANCE_IPS"
+	metaName             = "NAME"
+	metaClusterID        = "CLUSTER_ID"
 	// metaAdminAddress is the admin's ip:port, for `weft proxy-config`
 	// (a weft extension; model.MetaAdminAddress).
 	metaAdminAddress = "WEFT_ADMIN_ADDRESS"
@@ -96,6 +105,8 @@ func (o *Options) metadata() (*structpb.Struct, error) {
 	fields[metaNamespace] = o.Namespace
 	fields[metaWorkloadName] = o.Name
 	fields[metaInstanceIPs] = o.IP
+	fields[metaName] = o.Name
+	fields[metaClusterID] = o.clusterID()
 	if v, ok := o.Metadata[metaWorkloadName]; ok && v != "" {
 		fields[metaWorkloadName] = v // ISTIO_META_WORKLOAD_NAME names the workload apart from the pod
 	}
@@ -171,6 +182,12 @@ func Bootstrap(o *Options) (*bootstrapv3.Bootstrap, error) {
 		}
 		clusters = append(clusters, sds)
 	}
+	static := &bootstrapv3.Bootstrap_StaticResources{Clusters: clusters}
+	if o.MetricsAddress != "" {
+		if err := addMetricsListener(static, o.MetricsAddress, admin); err != nil {
+			return nil, err
+		}
+	}
 	return &bootstrapv3.Bootstrap{
 		Node:  &corev3.Node{Id: o.NodeID(), Cluster: o.serviceCluster(), Metadata: meta},
 		Admin: &bootstrapv3.Admin{Address: socketAddress(admin.Addr().String(), uint32(admin.Port()))},
@@ -186,7 +203,7 @@ func Bootstrap(o *Options) (*bootstrapv3.Bootstrap, error) {
 			LdsConfig: ads(),
 			CdsConfig: ads(),
 		},
-		StaticResources: &bootstrapv3.Bootstrap_StaticResources{Clusters: clusters},
+		StaticResources: static,
 	}, nil
 }
 

@@ -71,7 +71,7 @@ func TestCheckSupportedResources(t *testing.T) {
 		name:   "unsupported HTTP filter type",
 		msg:    ingress(t, &routerv3.Router{}, &corsv3.Cors{}),
 		prefix: `listener "ingress"`,
-		want:   []string{chain + ".http_filters[1].typed_config: type envoy.extensions.filters.http.cors.v3.Cors is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit)"},
+		want:   []string{chain + ".http_filters[1].typed_config: type envoy.extensions.filters.http.cors.v3.Cors is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, xds.type.v3.TypedStruct, udpa.type.v1.TypedStruct)"},
 	}, {
 		name:   "unsupported field inside a supported type",
 		msg:    ingress(t, &routerv3.Router{StartChildSpan: true, DynamicStats: wrapperspb.Bool(false)}),

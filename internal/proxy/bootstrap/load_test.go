@@ -145,7 +145,7 @@ func TestParseErrors(t *testing.T) {
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router, dynamic_stats: yes}
 `,
 		want: []string{
-			"t.yaml:12: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config: type envoy.extensions.filters.http.cors.v3.Cors is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit)",
+			"t.yaml:12: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config: type envoy.extensions.filters.http.cors.v3.Cors is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, xds.type.v3.TypedStruct, udpa.type.v1.TypedStruct)",
 			// YAML 1.2: yes is a string, not a boolean.
 			`t.yaml:14: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[1].typed_config.dynamic_stats: expected true or false, got a string ("yes")`,
 		},

@@ -60,6 +60,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 		bootstrapRules(), listenerRules(), hcmRules(), routeRules(),
 		matcherRules(), clusterRules(), coreRules(), tlsRules(), rbacRules(), jwtRules(),
 		resilienceRules(), healthRules(), filterRules(), // supported_health.go, supported_resilience.go
+		istioStatsRules(), // supported_istio.go
 	} {
 		for name, rule := range part {
 			rules[name] = rule
@@ -120,7 +121,7 @@ func listenerRules() map[protoreflect.FullName]msgRule {
 		},
 		"envoy.config.listener.v3.Filter": {
 			"name":         field(),
-			"typed_config": anyOf(hcmType, tcpProxyType, rbacNetworkType),
+			"typed_config": anyOf(hcmType, tcpProxyType, rbacNetworkType, xdsTypedStruct, udpaTypedStruct),
 		},
 		// tls_inspector with its defaults: no JA3/JA4 fingerprinting, default
 		// initial read buffer size.
@@ -161,7 +162,8 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 		"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": {
 			"name": field(),
 			"typed_config": anyOf(routerType, rbacHTTPType, jwtAuthnType,
-				faultType, localRateLimit), // supported_resilience.go
+				faultType, localRateLimit, // supported_resilience.go
+				xdsTypedStruct, udpaTypedStruct), // istio.stats: supported_istio.go
 			// Disabled until a route's typed_per_filter_config enables it.
 			"disabled": field(),
 		},
@@ -289,6 +291,7 @@ func clusterRules() map[protoreflect.FullName]msgRule {
 	return map[protoreflect.FullName]msgRule{
 		"envoy.config.cluster.v3.Cluster": fields(
 			"name", "connect_timeout", "load_assignment",
+			"metadata", // read: filter_metadata.istio.services (istio.stats)
 			"dns_refresh_rate", "circuit_breakers",
 			"http2_protocol_options",      // deprecated form of typed_extension_protocol_options
 			"max_requests_per_connection", // deprecated form of common_http_protocol_options'

@@ -102,7 +102,7 @@ func TestSupportedAnyTypesSorted(t *testing.T) {
 	got := supportedAnyTypes()
 	want := []protoreflect.FullName{routerType, tlsInspectorType, hcmType, tcpProxyType, httpOptionsType,
 		downstreamTLS, upstreamTLS, rawBufferType, rbacHTTPType, rbacNetworkType, jwtAuthnType, previousHostsType,
-		faultType, localRateLimit, filterConfigMsg}
+		faultType, localRateLimit, filterConfigMsg, xdsTypedStruct, udpaTypedStruct}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("supportedAnyTypes() = %v, want %v", got, want)

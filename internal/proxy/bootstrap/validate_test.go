@@ -137,7 +137,7 @@ func TestValidateErrors(t *testing.T) {
 		name:  "type supported elsewhere but not here",
 		edits: []string{"typed_config: " + router, `typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: x, cluster: web}`},
 		want: []string{
-			hcmPath + ".http_filters[0].typed_config: type envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit)",
+			hcmPath + ".http_filters[0].typed_config: type envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy is not supported by weft-proxy (supported here: envoy.extensions.filters.http.router.v3.Router, envoy.extensions.filters.http.rbac.v3.RBAC, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, xds.type.v3.TypedStruct, udpa.type.v1.TypedStruct)",
 			hcmPath + ".http_filters[0]: the last HTTP filter must be the router (envoy.extensions.filters.http.router.v3.Router), not envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
 		},
 	}, {

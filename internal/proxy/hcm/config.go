@@ -69,6 +69,8 @@ type Manager struct {
 
 	routes  atomic.Pointer[router.Table]
 	filters []httpfilter.Filter
+	// observers are the filters that record completed streams.
+	observers []httpfilter.StreamObserver
 	// chain holds each filter's name and HttpFilter.disabled, parallel to
 	// filters (perroute.go).
 	chain []chainEntry
@@ -273,6 +275,9 @@ func (m *Manager) buildFilters(cfg *hcmv3.HttpConnectionManager) error {
 			m.suppressEnvoyHeaders = true
 		}
 		m.filters = append(m.filters, f)
+		if o, ok := f.(httpfilter.StreamObserver); ok {
+			m.observers = append(m.observers, o)
+		}
 		if terminal && hf.GetDisabled() {
 			return fmt.Errorf("%s (%s).disabled: the router cannot be disabled", path, hf.GetName())
 		}

@@ -106,6 +106,9 @@ func (m *Manager) finishStream(s *httpfilter.Stream) {
 	m.stats.rqActive.Dec()
 	m.stats.recordResponse(s.Info.ResponseCode)
 	m.stats.rqTime.Record(float64(s.Info.Duration) / float64(time.Millisecond))
+	for _, o := range m.observers {
+		o.OnStreamDone(s)
+	}
 	if m.o.OnStreamDone != nil {
 		m.o.OnStreamDone(s)
 	}

@@ -45,6 +45,16 @@ type Filter interface {
 	DecodeHeaders(s *Stream) Status
 }
 
+// StreamObserver is implemented by filters that record a stream once it is
+// complete, as Envoy's filters that add themselves as access log handlers
+// do (the istio.stats filter). The connection manager calls OnStreamDone
+// for every stream of its chain, also for streams answered before the
+// filter ran (no route, a local reply), on the stream's goroutine, after
+// the response is complete and s.Info is final. It must not keep s.
+type StreamObserver interface {
+	OnStreamDone(s *Stream)
+}
+
 // Factory builds a filter from its typed configuration.
 type Factory func(cfg proto.Message, deps Deps) (Filter, error)
 

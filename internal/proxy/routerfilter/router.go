@@ -185,6 +185,7 @@ func (rq *request) forward() {
 	}
 	rq.cluster = cl
 	s.Info.UpstreamCluster = rq.target.Name
+	s.Info.UpstreamClusterMetadata = cl.Config().GetMetadata()
 	timeout, grpcDuration := rq.timeout()
 	rq.grpcDuration = grpcDuration
 	rq.deadline = time.Time{}
@@ -264,6 +265,7 @@ func (rq *request) attempt(h *upstream.Host, attempt int) {
 	s, cl := rq.s, rq.cluster
 	rq.host = h
 	s.Info.UpstreamHost = h.Address()
+	s.Info.UpstreamHostMetadata = h.Metadata()
 	if rq.route.AutoHostRewrite() && h.Hostname() != "" {
 		s.Req.Authority = []byte(h.Hostname())
 	}

@@ -57,7 +57,7 @@ func rawUpstream(b *testing.B) string {
 const benchBootstrap = `
 static_resources:
   listeners:
-  - name: front
+  - name: front%[4]s
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:
     - filters:
@@ -98,6 +98,12 @@ const (
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault}`
 )
 
+// statsFilter is the istio.stats filter weft-control adds last before the
+// router (Istio's standard metrics, internal/proxy/istiostats).
+const statsFilter = `
+          - name: istio.stats
+            typed_config: {"@type": type.googleapis.com/xds.type.v3.TypedStruct, type_url: type.googleapis.com/stats.PluginConfig, value: {}}`
+
 // BenchmarkHTTP1Proxy measures one keep-alive HTTP/1.1 request through the
 // proxy to an upstream answering 1 KiB: client, proxy and upstream share
 // the process, so allocs/op is the proxy's (client and upstream allocate
@@ -105,15 +111,23 @@ const (
 //
 // "plain" is a bare route; "mesh-route" is the route and filters
 // weft-control generates for a sidecar (retry policy, fault filter).
+// "+stats" adds the istio.stats filter: as a source (outbound listener:
+// metadata exchange headers added, one series per response) and, with
+// "inbound", as a destination (headers checked and removed).
 func BenchmarkHTTP1Proxy(b *testing.B) {
-	b.Run("plain", func(b *testing.B) { benchHTTP1Proxy(b, "", "") })
-	b.Run("mesh-route", func(b *testing.B) { benchHTTP1Proxy(b, meshRoute, meshFilters) })
+	b.Run("plain", func(b *testing.B) { benchHTTP1Proxy(b, "", "", "") })
+	b.Run("plain+stats", func(b *testing.B) { benchHTTP1Proxy(b, "", statsFilter, "") })
+	b.Run("mesh-route", func(b *testing.B) { benchHTTP1Proxy(b, meshRoute, meshFilters, "") })
+	b.Run("mesh-route+stats", func(b *testing.B) { benchHTTP1Proxy(b, meshRoute, meshFilters+statsFilter, "") })
+	b.Run("mesh-route+stats-inbound", func(b *testing.B) {
+		benchHTTP1Proxy(b, meshRoute, meshFilters+statsFilter, "\n    traffic_direction: INBOUND")
+	})
 }
 
-func benchHTTP1Proxy(b *testing.B, route, filters string) {
+func benchHTTP1Proxy(b *testing.B, route, filters, listener string) {
 	up := rawUpstream(b)
 	_, port, _ := net.SplitHostPort(up)
-	bs, err := bootstrap.ParseAndValidate([]byte(fmt.Sprintf(benchBootstrap, port, route, filters)), "bench.yaml")
+	bs, err := bootstrap.ParseAndValidate([]byte(fmt.Sprintf(benchBootstrap, port, route, filters, listener)), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}

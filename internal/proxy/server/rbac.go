@@ -3,11 +3,13 @@ package server
 import (
 	"fmt"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbactcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/hcm"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
+	"github.com/weftmesh/weft/internal/proxy/istiostats"
 	"github.com/weftmesh/weft/internal/proxy/network"
 	"github.com/weftmesh/weft/internal/proxy/rbac"
 )
@@ -16,7 +18,7 @@ import (
 // envoy.filters.network.rbac filters, then the terminal filter
 // (http_connection_manager or tcp_proxy). A connection an RBAC filter
 // denies is closed before the terminal filter sees it.
-func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining) (network.Handler, *hcm.Manager, error) {
+func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining, dir corev3.TrafficDirection) (network.Handler, *hcm.Manager, error) {
 	fs := fc.GetFilters()
 	var rbacs []*rbac.NetworkFilter
 	for len(fs) > 1 && fs[0].GetTypedConfig().MessageIs(&rbactcpv3.RBAC{}) {
@@ -32,7 +34,15 @@ func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining)
 		rbacs = append(rbacs, f)
 		fs = fs[1:]
 	}
-	h, mgr, err := s.buildTerminal(fs, drain)
+	// istio.stats before tcp_proxy: istiostats.go
+	fs, observe, err := s.istioNetworkFilter(fs, len(rbacs), dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, mgr, err := s.buildTerminal(fs, drain, dir)
+	if err == nil && observe != nil {
+		err = observeTCP(h, observe)
+	}
 	if err != nil {
 		if len(rbacs) > 0 {
 			err = fmt.Errorf("after %d network rbac filters: %w", len(rbacs), err)
@@ -52,12 +62,13 @@ func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining)
 // envoy.filters.http.jwt_authn with the manager's stats scope
 // (http.<stat_prefix>.rbac.*, http.<stat_prefix>.jwt_authn.*), and
 // envoy.filters.http.fault and envoy.filters.http.local_ratelimit.
-func (s *Server) httpFilters(statPrefix string) *httpfilter.Registry {
+func (s *Server) httpFilters(statPrefix string, dir corev3.TrafficDirection) *httpfilter.Registry {
 	r := s.filters.Clone()
 	scope := s.stats.Root().Tagged("http", "envoy_http_conn_manager_prefix", statPrefix)
 	rbac.RegisterHTTP(r, scope)
 	s.registerJWT(r, scope) // jwt.go
 	// fault and local_ratelimit: resiliencefilters.go
 	s.registerResilienceFilters(r, scope)
+	istiostats.RegisterHTTP(r, s.istio, dir) // istiostats.go
 	return r
 }

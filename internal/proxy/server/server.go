@@ -24,6 +24,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/admin"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
+	"github.com/weftmesh/weft/internal/proxy/istiostats"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/routerfilter"
 	"github.com/weftmesh/weft/internal/proxy/stats"
@@ -67,6 +68,8 @@ type Server struct {
 	stats    *stats.Store
 	clusters *upstream.Manager
 	filters  *httpfilter.Registry
+	// istio records Istio's standard metrics for the istio.stats filters.
+	istio *istiostats.Recorder
 	// secrets holds the SDS secrets TLS contexts read at handshake time.
 	secrets *tlsctx.Store
 	sds     *secretManager
@@ -139,6 +142,11 @@ func New(o Options) (*Server, error) {
 	})
 	s.filters = httpfilter.NewRegistry()
 	routerfilter.Register(s.filters)
+	rec, err := istiostats.New(istiostats.Options{Stats: s.stats, Node: o.Bootstrap.GetNode()})
+	if err != nil {
+		return nil, fmt.Errorf("node.metadata: %w", err)
+	}
+	s.istio = rec
 
 	b := o.Bootstrap
 	for i, c := range b.GetStaticResources().GetClusters() {

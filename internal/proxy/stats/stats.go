@@ -240,3 +240,50 @@ func (g *Gauge) Set(n int64) { g.v.Store(n) }
 
 // Value returns the value.
 func (g *Gauge) Value() int64 { return g.v.Load() }
+
+// CustomCounter returns a counter of a custom stat namespace, creating it
+// if needed. As Envoy renders the stats of a namespace registered with
+// customStatNamespaces (Istio's "istiocustom"), its dotted name is
+// namespace.name followed by each tag's name and value, and its Prometheus
+// name is name as given, without the "envoy_" prefix, with tags as labels
+// in their order. tags must not be modified afterwards. Creation takes the
+// store's lock: do it off the request path, or once per new label set.
+func (s *Store) CustomCounter(namespace, name string, tags []Tag) *Counter {
+	return s.custom(KindCounter, namespace, name, tags).counter
+}
+
+// CustomHistogram is CustomCounter for a histogram (Envoy's default
+// buckets).
+func (s *Store) CustomHistogram(namespace, name string, tags []Tag) *Histogram {
+	return s.custom(KindHistogram, namespace, name, tags).histogram
+}
+
+func (s *Store) custom(kind Kind, namespace, name string, tags []Tag) *Metric {
+	var b strings.Builder
+	b.WriteString(namespace)
+	b.WriteByte('.')
+	b.WriteString(name)
+	for _, t := range tags {
+		b.WriteByte('.')
+		b.WriteString(t.Name)
+		b.WriteByte('.')
+		b.WriteString(t.Value)
+	}
+	full := b.String()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.metrics[full]; ok {
+		return m
+	}
+	m := &Metric{Kind: kind, Name: full, PromName: sanitize(name), Tags: tags}
+	switch kind {
+	case KindCounter:
+		m.counter = new(Counter)
+	case KindHistogram:
+		m.histogram = newHistogram()
+	default:
+		m.gauge = new(Gauge)
+	}
+	s.metrics[full] = m
+	return m
+}

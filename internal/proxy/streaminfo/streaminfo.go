@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"github.com/weftmesh/weft/internal/proxy/headers"
 )
 
@@ -131,6 +133,16 @@ type Info struct {
 	RouteName       string
 	UpstreamCluster string
 	UpstreamHost    string // host:port of the upstream endpoint
+	// UpstreamHostMetadata and UpstreamClusterMetadata are the EDS
+	// endpoint's and the cluster's metadata (Envoy's upstream host
+	// metadata and cluster info metadata), nil when none: read-only.
+	UpstreamHostMetadata    *corev3.Metadata
+	UpstreamClusterMetadata *corev3.Metadata
+	// DownstreamPeer is the downstream workload a filter identified (the
+	// istio.stats filter's verified peer; Envoy keeps it in filter state
+	// as "wasm.downstream_peer"), nil when unknown. Its type belongs to
+	// the filter that sets it.
+	DownstreamPeer any
 }
 
 // Reset clears the record for reuse.

@@ -33,6 +33,18 @@ type Proxy struct {
 	idleTimeout time.Duration
 	attempts    int
 	stats       proxyStats
+	// Observer, when set before the proxy serves, sees each relayed
+	// connection (the istio.stats network filter).
+	Observer Observer
+}
+
+// Observer sees the connections a tcp_proxy relays.
+type Observer interface {
+	// Opened is called on the connection's goroutine once the upstream
+	// connection to h of cluster is established. The returned function,
+	// when not nil, is called with the bytes received from and sent to
+	// the downstream once the relay is done.
+	Opened(c *network.Conn, cluster *upstream.Cluster, h *upstream.Host) (done func(received, sent int64))
 }
 
 type proxyStats struct {
@@ -105,27 +117,34 @@ func (p *Proxy) ServeConn(c *network.Conn) {
 		p.stats.noRoute.Inc()
 		return
 	}
-	up, release := p.connect(cl)
+	up, h, release := p.connect(cl)
 	if up == nil {
 		return
 	}
 	defer release()
 	defer up.Close()
-	p.relay(c, up)
+	var done func(received, sent int64)
+	if p.Observer != nil {
+		done = p.Observer.Opened(c, cl, h)
+	}
+	rx, tx := p.relay(c, up)
+	if done != nil {
+		done(rx, tx)
+	}
 }
 
 // connect tries up to max_connect_attempts hosts.
-func (p *Proxy) connect(cl *upstream.Cluster) (net.Conn, func()) {
+func (p *Proxy) connect(cl *upstream.Cluster) (net.Conn, *upstream.Host, func()) {
 	var ctx lb.Context
 	for i := 0; i < p.attempts; i++ {
 		h := cl.Choose(&ctx)
 		if h == nil {
-			return nil, nil
+			return nil, nil, nil
 		}
 		h.Stats.RqActive.Inc()
 		c, release, err := h.DialTCP(time.Time{})
 		if err == nil {
-			return c, func() {
+			return c, h, func() {
 				release()
 				h.Stats.RqActive.Dec()
 			}
@@ -133,11 +152,12 @@ func (p *Proxy) connect(cl *upstream.Cluster) (net.Conn, func()) {
 		h.Stats.RqActive.Dec()
 		p.stats.connectFail.Inc()
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
-// relay copies both ways until both sides are done or the idle timeout.
-func (p *Proxy) relay(down *network.Conn, up net.Conn) {
+// relay copies both ways until both sides are done or the idle timeout,
+// and returns the bytes received from and sent to the downstream.
+func (p *Proxy) relay(down *network.Conn, up net.Conn) (received, sent int64) {
 	// Bytes a listener filter peeked at (a TLS ClientHello) go first; then
 	// the raw socket is relayed directly.
 	pending := down.Peeked
@@ -148,4 +168,5 @@ func (p *Proxy) relay(down *network.Conn, up net.Conn) {
 	if r.IdleTimedOut {
 		p.stats.idleTimeout.Inc()
 	}
+	return int64(r.AToB), int64(r.BToA)
 }

@@ -140,7 +140,7 @@ func (c *Cluster) publish(hosts []*Host) {
 // newHost makes a host of this cluster with its pools.
 func (c *Cluster) newHost(addr, hostname string, ep endpointMeta) *Host {
 	h := &Host{cluster: c}
-	h.meta.Store(&hostMeta{hostname: hostname, weight: ep.weight, priority: ep.priority, locality: ep.locality})
+	h.meta.Store(&hostMeta{hostname: hostname, weight: ep.weight, priority: ep.priority, locality: ep.locality, metadata: ep.metadata})
 	h.addr.Store(&addr)
 	h.health.Store(uint32(ep.health))
 	if c.detector != nil {

@@ -140,9 +140,9 @@ func (c *Cluster) applyAssignment(cla *endpointv3.ClusterLoadAssignment) error {
 // update stores what ep says about the host when it differs, and reports
 // whether anything changed.
 func (h *Host) update(ep edsEndpoint) bool {
-	next := hostMeta{hostname: ep.hostname, weight: ep.meta.weight, priority: ep.meta.priority, locality: ep.meta.locality}
+	next := hostMeta{hostname: ep.hostname, weight: ep.meta.weight, priority: ep.meta.priority, locality: ep.meta.locality, metadata: ep.meta.metadata}
 	changed := false
-	if *h.meta.Load() != next {
+	if !h.meta.Load().equal(&next) {
 		h.meta.Store(&next)
 		changed = true
 	}

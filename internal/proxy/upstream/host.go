@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/weftmesh/weft/internal/proxy/stats"
 	"github.com/weftmesh/weft/internal/proxy/tlsctx"
 	"github.com/weftmesh/weft/internal/proxy/upstream/outlier"
@@ -92,7 +95,19 @@ type hostMeta struct {
 	weight   uint32
 	priority uint32
 	locality Locality
+	// metadata is the endpoint's metadata (nil when none).
+	metadata *corev3.Metadata
 }
+
+// equal reports whether m and o say the same about their host.
+func (m *hostMeta) equal(o *hostMeta) bool {
+	return m.hostname == o.hostname && m.weight == o.weight && m.priority == o.priority &&
+		m.locality == o.locality && (m.metadata == o.metadata || proto.Equal(m.metadata, o.metadata))
+}
+
+// Metadata returns the endpoint's metadata (EDS lb_endpoints[].metadata),
+// nil when it has none. It must not be modified.
+func (h *Host) Metadata() *corev3.Metadata { return h.meta.Load().metadata }
 
 // Address returns the host's current "ip:port".
 func (h *Host) Address() string { return *h.addr.Load() }
