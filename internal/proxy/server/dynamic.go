@@ -154,7 +154,7 @@ func (s *Server) newDynamic() error {
 		failures:  map[string]map[string]*failure{},
 	}
 	d.client, err = xdsclient.New(xdsclient.Options{
-		Node:                      s.o.Bootstrap.GetNode(),
+		Node:                      s.xdsNode(),
 		Target:                    cfg.cluster,
 		Dial:                      d.dial,
 		Handler:                   d,

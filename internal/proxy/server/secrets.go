@@ -7,7 +7,9 @@ import (
 	"sort"
 	"sync"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/proxy/tlsctx"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
@@ -105,7 +107,7 @@ func (m *secretManager) applyLocked() {
 
 func (m *secretManager) newSource(cluster string) (*xdsclient.SecretClient, error) {
 	return xdsclient.NewSecretClient(xdsclient.SecretOptions{
-		Node:    m.s.o.Bootstrap.GetNode(),
+		Node:    m.s.xdsNode(),
 		Target:  cluster,
 		Dial:    func(ctx context.Context) (net.Conn, error) { return m.s.dialStatic(ctx, cluster) },
 		Apply:   m.s.applySecrets,
@@ -264,4 +266,22 @@ func (s *Server) serveStatic() <-chan struct{} {
 		}
 	}()
 	return done
+}
+
+// xdsNode is the node sent on xDS streams: the bootstrap's, with
+// user_agent_name "weft-proxy" and the version, which Envoy fills in the
+// same way (so that control planes and `weft proxy-status` see what
+// answers them).
+func (s *Server) xdsNode() *corev3.Node {
+	n, _ := proto.Clone(s.o.Bootstrap.GetNode()).(*corev3.Node)
+	if n == nil {
+		n = &corev3.Node{}
+	}
+	if n.UserAgentName == "" {
+		n.UserAgentName = "weft-proxy"
+	}
+	if n.UserAgentVersionType == nil {
+		n.UserAgentVersionType = &corev3.Node_UserAgentVersion{UserAgentVersion: Version}
+	}
+	return n
 }
