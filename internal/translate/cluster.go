@@ -114,6 +114,11 @@ func (s *scope) addCluster(cs *clusterSet, subset string, svc *model.Service, p 
 	if c == nil {
 		return
 	}
+	if dr != nil && !s.key.proxyless {
+		// Istio's istio.config: the DestinationRule in force (istioctl's
+		// DESTINATION RULE column).
+		c.Metadata.FilterMetadata[istioMetadataKey].Fields["config"] = configMetadata(dr.obj, "destination-rule").FilterMetadata[istioMetadataKey].Fields["config"]
+	}
 	if s.key.proxyless {
 		applyProxylessPolicy(c, pol)
 		warnProxylessPolicy(cs, dr, pol)
