@@ -190,7 +190,7 @@ func TestAdminEndpoints(t *testing.T) {
 			json.Unmarshal(cfg["@type"], &ty)
 			types = append(types, strings.TrimPrefix(ty, "type.googleapis.com/envoy.admin.v3."))
 		}
-		want := []string{"BootstrapConfigDump", "ClustersConfigDump", "ListenersConfigDump", "RoutesConfigDump"}
+		want := []string{"BootstrapConfigDump", "ClustersConfigDump", "ListenersConfigDump", "RoutesConfigDump", "SecretsConfigDump"}
 		if strings.Join(types, ",") != strings.Join(want, ",") {
 			t.Fatalf("config types %v, want %v in Envoy's order", types, want)
 		}
