@@ -20,6 +20,9 @@ func (m *Manager) handle(s *httpfilter.Stream, keepAlive bool) {
 	s.Info.DownstreamLocal = s.Conn.Local
 	s.Info.DownstreamRemote = s.Conn.Remote
 	s.SuppressEnvoyHeaders = m.suppressEnvoyHeaders
+	if s.ContentLength == 0 {
+		s.Info.MarkRequestDone() // the head was the whole request
+	}
 	if m.checkRequest(s) {
 		m.mutateRequestHeaders(s)
 		m.route(s)

@@ -264,6 +264,7 @@ func (rq *request) attempt(h *upstream.Host, attempt int) {
 	s, cl := rq.s, rq.cluster
 	rq.host = h
 	s.Info.UpstreamHost = h.Address()
+	s.Info.UpstreamAttempts = attempt
 	if rq.route.AutoHostRewrite() && h.Hostname() != "" {
 		s.Req.Authority = []byte(h.Hostname())
 	}
