@@ -75,8 +75,12 @@ func NewManager(o Options) *Manager {
 }
 
 // Close writes out every buffered line and closes the files (not stdout
-// or stderr). Loggers built by m drop their lines afterwards.
+// or stderr). Loggers built by m drop their lines afterwards. Close may be
+// called more than once; a nil Manager has nothing to close.
 func (m *Manager) Close() {
+	if m == nil {
+		return
+	}
 	m.mu.Lock()
 	ws := m.writers
 	m.writers, m.closed = map[string]*fileWriter{}, true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"time"
 
+	"github.com/weftmesh/weft/internal/proxy/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/codec/http1"
 	"github.com/weftmesh/weft/internal/proxy/headers"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
@@ -112,6 +113,18 @@ func (m *Manager) finishStream(s *httpfilter.Stream) {
 	if m.o.OnStreamDone != nil {
 		m.o.OnStreamDone(s)
 	}
+	if len(m.accessLogs) > 0 {
+		m.logStream(s)
+	}
+}
+
+// logStream writes the stream's access log lines (access_log).
+func (m *Manager) logStream(s *httpfilter.Stream) {
+	e := accesslog.Entry{Info: &s.Info, Req: &s.Req, Conn: s.Conn}
+	if s.W != nil && s.W.HeadersSent() {
+		e.Resp, e.Trailers = &s.Resp, &s.RespTrailers
+	}
+	m.accessLogs.Log(&e)
 }
 
 func (m *Manager) draining() bool { return m.o.Drain != nil && m.o.Drain.Draining() }

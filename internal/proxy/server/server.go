@@ -22,6 +22,7 @@ import (
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
+	"github.com/weftmesh/weft/internal/proxy/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/admin"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
 	"github.com/weftmesh/weft/internal/proxy/listener"
@@ -55,6 +56,9 @@ type Options struct {
 	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
 	// OnStreamDone observes completed HTTP streams (tests, access logs).
 	OnStreamDone func(s *httpfilter.Stream)
+	// AccessLog configures the access log files (flush interval, queue
+	// size, where /dev/stdout goes); its Stats is the server's.
+	AccessLog accesslog.Options
 	// XDSBackoff paces reconnection to the control plane (zero: Envoy's
 	// 500 ms to 30 s).
 	XDSBackoff xdsclient.Backoff
@@ -67,6 +71,7 @@ type Server struct {
 	stats    *stats.Store
 	clusters *upstream.Manager
 	filters  *httpfilter.Registry
+	alogs    *accesslog.Manager // access log files (accesslog.go)
 	// secrets holds the SDS secrets TLS contexts read at handshake time.
 	secrets *tlsctx.Store
 	sds     *secretManager
@@ -137,6 +142,7 @@ func New(o Options) (*Server, error) {
 	})
 	s.filters = httpfilter.NewRegistry()
 	routerfilter.Register(s.filters)
+	s.alogs = newAccessLogs(o.AccessLog, s.stats)
 
 	b := o.Bootstrap
 	for i, c := range b.GetStaticResources().GetClusters() {
@@ -362,6 +368,7 @@ func (s *Server) closeAll() {
 		s.adminLn.Close()
 	}
 	s.clusters.Close()
+	s.alogs.Close()
 }
 
 // ListenerAddr is a listener's name and bound address.
