@@ -9,6 +9,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	networking "istio.io/api/networking/v1alpha3"
+	telemetry "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/weftmesh/weft/internal/model"
 )
@@ -133,7 +134,7 @@ func (s *scope) buildEgressListeners(o *outbound) {
 				l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector()}
 			}
 		}
-		o.listeners.put(hash(name, l))
+		o.listeners.put(hash(name, s.withAccessLogs(l, telemetry.WorkloadMode_CLIENT))) // accesslog.go
 	}
 }
 

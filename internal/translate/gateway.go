@@ -11,6 +11,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
+	telemetry "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/weftmesh/weft/internal/model"
 )
@@ -138,7 +139,7 @@ func (s *scope) buildGatewayListeners(f inboundFilters) []builtListener {
 				l.FilterChains = append(l.FilterChains, c)
 			}
 		}
-		out = append(out, hash(l.Name, l))
+		out = append(out, hash(l.Name, s.withAccessLogs(l, telemetry.WorkloadMode_CLIENT))) // accesslog.go
 	}
 	return out
 }

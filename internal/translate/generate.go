@@ -2,6 +2,7 @@ package translate
 
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	telemetry "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/model"
@@ -49,7 +50,7 @@ func (s *scope) buildOutbound() *outbound {
 	default:
 		o.routes.put(hash(httpProxyRoute, s.httpProxyRoutes()))
 		for _, l := range s.tcpListeners() {
-			o.listeners.put(hash(l.Name, l))
+			o.listeners.put(hash(l.Name, s.withAccessLogs(l, telemetry.WorkloadMode_CLIENT))) // accesslog.go
 		}
 		s.buildEgressListeners(o)
 		s.addServiceClusters(o)
@@ -69,7 +70,7 @@ func (s *scope) httpProxyListener(addr string, port uint32) builtListener {
 	if l, ok := s.httpProxy[k]; ok {
 		return *l
 	}
-	l := hash(listenerName(addr, port), httpProxyListener(addr, port))
+	l := hash(listenerName(addr, port), s.withAccessLogs(httpProxyListener(addr, port), telemetry.WorkloadMode_CLIENT))
 	s.httpProxy[k] = &l
 	return l
 }

@@ -12,6 +12,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	networking "istio.io/api/networking/v1alpha3"
+	telemetry "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/weftmesh/weft/internal/model"
 )
@@ -81,7 +82,7 @@ func (s *scope) inbound(p *model.Proxy) perProxy {
 		if !ok {
 			continue
 		}
-		out.listeners = append(out.listeners, hash(listenerName(ip.bind, ip.port), l))
+		out.listeners = append(out.listeners, hash(listenerName(ip.bind, ip.port), s.withAccessLogs(l, telemetry.WorkloadMode_SERVER))) // accesslog.go
 		out.clusters = append(out.clusters, hash(cluster, inboundClusterFor(ip, cluster)))
 	}
 	return out

@@ -99,6 +99,7 @@ func newIndex(s *model.Snapshot, domain string) *index {
 		}
 	}
 	idx.addDestinationRules(s.List(config.DestinationRule))
+	idx.addTelemetrySelectors(s) // accesslog_telemetry.go
 	for _, obj := range s.List(config.Sidecar) {
 		if spec, ok := obj.Spec.(*networking.Sidecar); ok {
 			idx.sidecars[obj.Namespace] = append(idx.sidecars[obj.Namespace], &sidecarEntry{obj: obj, spec: spec})

@@ -46,6 +46,9 @@ type scope struct {
 	// httpProxy memoises the per-address HTTP proxy listener.
 	mu        sync.Mutex
 	httpProxy map[string]*builtListener
+
+	// alogs memoises the access logs per mode (accesslog.go).
+	alogs alogMemo
 }
 
 // egressHost is one Sidecar egress host, "ns/dnsName", with "." resolved

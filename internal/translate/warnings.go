@@ -42,6 +42,7 @@ func staticWarnings(idx *index) []*config.Error {
 	// enforcement comes with its part of the security issue.
 	authzWarnings(&w, idx.snap.List(config.AuthorizationPolicy))
 	requestAuthnWarnings(&w, idx.snap.List(config.RequestAuthentication)) // requestauthn.go
+	telemetryAccessLogWarnings(&w, idx)                                   // accesslog.go
 	for _, svc := range idx.snap.Services {
 		if svc.Resolution == model.Passthrough {
 			w.add(idx.serviceWarning(svc, "spec.resolution", fmt.Sprintf(

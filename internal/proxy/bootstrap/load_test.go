@@ -151,13 +151,11 @@ func TestParseErrors(t *testing.T) {
 		},
 	}, {
 		name: "@type in a field that is not supported lists every supported type",
-		in: `static_resources:
-  listeners:
-  - name: l
-    access_log:
-    - typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog}
+		in: `stats_sinks:
+- name: s
+  typed_config: {"@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink}
 `,
-		want: []string{"t.yaml:5: static_resources.listeners[0].access_log[0].typed_config: type envoy.extensions.access_loggers.file.v3.FileAccessLog is not supported by weft-proxy (its supported extension types are: envoy.config.route.v3.FilterConfig, envoy.extensions.filters.http.fault.v3.HTTPFault, ..."},
+		want: []string{"t.yaml:3: stats_sinks[0].typed_config: type envoy.config.metrics.v3.StatsdSink is not supported by weft-proxy (its supported extension types are: envoy.config.route.v3.FilterConfig, envoy.extensions.access_loggers.file.v3.FileAccessLog, ..."},
 	}, {
 		name: "missing @type",
 		in:   "static_resources: {listeners: [{filter_chains: [{filters: [{name: x, typed_config: {stat_prefix: x}}]}]}]}\n",

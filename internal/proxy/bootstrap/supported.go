@@ -61,6 +61,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 		matcherRules(), clusterRules(), coreRules(), tlsRules(), rbacRules(), jwtRules(),
 		resilienceRules(), healthRules(), filterRules(), // supported_health.go, supported_resilience.go
 		istioStatsRules(), // supported_istio.go
+		accessLogRules(),  // supported_accesslog.go
 	} {
 		for name, rule := range part {
 			rules[name] = rule
@@ -107,6 +108,7 @@ func listenerRules() map[protoreflect.FullName]msgRule {
 			// false: the listener binds no socket (Istio's per-service
 			// outbound listeners, which only receive captured traffic).
 			"bind_to_port",
+			"access_log", // supported_accesslog.go
 		),
 		// transport_socket: TLS termination (DownstreamTlsContext) or
 		// raw_buffer; see tlsRules.
@@ -128,6 +130,7 @@ func listenerRules() map[protoreflect.FullName]msgRule {
 		tlsInspectorType: {},
 		tcpProxyType: fields(
 			"stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts",
+			"access_log", // supported_accesslog.go
 		),
 		tcpProxyType + ".WeightedCluster":               fields("clusters"),
 		tcpProxyType + ".WeightedCluster.ClusterWeight": fields("name", "weight"),
@@ -143,6 +146,7 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 			"generate_request_id", "preserve_external_request_id",
 			"max_request_headers_kb", // default 60, as Envoy
 			"server_name", "server_header_transformation", "upgrade_configs",
+			"access_log", // supported_accesslog.go
 			// x-forwarded-client-cert: every forward_client_cert_details
 			// mode (SANITIZE, FORWARD_ONLY, APPEND_FORWARD, SANITIZE_SET,
 			// ALWAYS_FORWARD_ONLY) and every set_current_client_cert_details

@@ -24,6 +24,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
+	"github.com/weftmesh/weft/internal/proxy/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
 	"github.com/weftmesh/weft/internal/proxy/network"
 	"github.com/weftmesh/weft/internal/proxy/router"
@@ -39,6 +40,9 @@ type Options struct {
 	// OnStreamDone, when set, is called with every completed stream (access
 	// logs and tests observe streams through it). It must not keep s.
 	OnStreamDone func(s *httpfilter.Stream)
+	// AccessLogs builds the manager's access_log loggers (nil: access_log
+	// must be empty).
+	AccessLogs *accesslog.Manager
 }
 
 type codecType uint8
@@ -97,6 +101,7 @@ type Manager struct {
 	serverName             string
 	serverHeader           serverHeader
 	upgrades               map[string]bool // lower-case upgrade type → enabled
+	accessLogs             accesslog.Loggers
 	acceptHTTP10           bool
 	defaultHost10          string
 	rejectUnderscores      bool
@@ -200,6 +205,9 @@ func New(cfg *hcmv3.HttpConnectionManager, o Options) (*Manager, error) {
 		return nil, fmt.Errorf("proxy_100_continue: not supported by weft-proxy (it answers 100-continue itself, Envoy's default)")
 	}
 	if err := m.buildFilters(cfg); err != nil {
+		return nil, err
+	}
+	if m.accessLogs, err = o.AccessLogs.Build(cfg.GetAccessLog(), "access_log"); err != nil {
 		return nil, err
 	}
 	table, err := m.initialRoutes(cfg)

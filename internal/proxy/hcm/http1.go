@@ -96,6 +96,7 @@ func (m *Manager) serveHTTP1(c *network.Conn, hc *http1.Conn) {
 			}
 		}
 		body.reset(hc.Body(), bodyTimer)
+		body.info = &s.Info
 		s.Body = body
 		w.reset(s, head)
 		dl.write(m.streamIdleTimeout)
@@ -280,6 +281,7 @@ var schemeHTTP = []byte("http")
 // the router could not respond.
 type h1Body struct {
 	r        *http1.BodyReader
+	info     *streaminfo.Info // records the last byte's time (access logs)
 	timer    readTimer
 	timedOut atomic.Bool                 // set by whichever goroutine reads the body
 	perr     atomic.Pointer[http1.Error] // likewise
@@ -293,6 +295,9 @@ func (b *h1Body) reset(r *http1.BodyReader, t readTimer) {
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
+	if err == io.EOF && b.info != nil {
+		b.info.MarkRequestDone()
+	}
 	if err != nil && err != io.EOF {
 		var perr *http1.Error
 		switch {

@@ -3,6 +3,7 @@ package hcm
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -176,7 +177,7 @@ func (h *h2Handler) ServeStream(st *h2codec.ServerStream) {
 	s.Ctx = st
 	s.Conn = h.c
 	hs.w = h2Writer{m: h.m, st: st, s: s}
-	hs.body = h2Body{st: st}
+	hs.body = h2Body{st: st, info: &s.Info}
 	s.Body, s.W = &hs.body, &hs.w
 	if st.HeaderListTooLarge() {
 		h.m.headersTooLarge(s)
@@ -206,10 +207,17 @@ func (m *Manager) headersTooLarge(s *httpfilter.Stream) {
 // h2Body is the request body of an HTTP/2 stream, read from the codec's
 // per-stream buffer.
 type h2Body struct {
-	st *h2codec.ServerStream
+	st   *h2codec.ServerStream
+	info *streaminfo.Info // records the last byte's time (access logs)
 }
 
-func (b *h2Body) Read(p []byte) (int, error) { return b.st.Read(p) }
+func (b *h2Body) Read(p []byte) (int, error) {
+	n, err := b.st.Read(p)
+	if err == io.EOF && b.info != nil {
+		b.info.MarkRequestDone()
+	}
+	return n, err
+}
 
 // Trailers returns the request trailers once the body reached EOF (nil
 // when there are none). The router forwards them to HTTP/2 upstreams, as

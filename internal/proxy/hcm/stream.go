@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"time"
 
+	"github.com/weftmesh/weft/internal/proxy/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/codec/http1"
 	"github.com/weftmesh/weft/internal/proxy/headers"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
@@ -20,6 +21,9 @@ func (m *Manager) handle(s *httpfilter.Stream, keepAlive bool) {
 	s.Info.DownstreamLocal = s.Conn.Local
 	s.Info.DownstreamRemote = s.Conn.Remote
 	s.SuppressEnvoyHeaders = m.suppressEnvoyHeaders
+	if s.ContentLength == 0 {
+		s.Info.MarkRequestDone() // the head was the whole request
+	}
 	if m.checkRequest(s) {
 		m.mutateRequestHeaders(s)
 		m.route(s)
@@ -112,6 +116,18 @@ func (m *Manager) finishStream(s *httpfilter.Stream) {
 	if m.o.OnStreamDone != nil {
 		m.o.OnStreamDone(s)
 	}
+	if len(m.accessLogs) > 0 {
+		m.logStream(s)
+	}
+}
+
+// logStream writes the stream's access log lines (access_log).
+func (m *Manager) logStream(s *httpfilter.Stream) {
+	e := accesslog.Entry{Info: &s.Info, Req: &s.Req, Conn: s.Conn}
+	if s.W != nil && s.W.HeadersSent() {
+		e.Resp, e.Trailers = &s.Resp, &s.RespTrailers
+	}
+	m.accessLogs.Log(&e)
 }
 
 func (m *Manager) draining() bool { return m.o.Drain != nil && m.o.Drain.Draining() }

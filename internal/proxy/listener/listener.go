@@ -16,10 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weftmesh/weft/internal/proxy/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/listener/chainmatch"
 	"github.com/weftmesh/weft/internal/proxy/listener/tlsinspect"
 	"github.com/weftmesh/weft/internal/proxy/network"
 	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/streaminfo"
 )
 
 // Chains is a listener's filter chains, compiled. It is immutable; a
@@ -35,6 +37,9 @@ type Chains struct {
 	FiltersTimeout    time.Duration
 	ContinueOnTimeout bool
 	BufferLimit       int
+	// AccessLogs is the listener's access_log: it logs the connections
+	// no filter chain takes (flag NR), as Envoy's listener access logs.
+	AccessLogs accesslog.Loggers
 }
 
 // Config is what a listener needs to bind.
@@ -212,6 +217,9 @@ func (l *Listener) handle(nc net.Conn) {
 	}
 	if h == nil {
 		l.stats.noChain.Inc()
+		if len(ch.AccessLogs) > 0 {
+			logNoChain(c, ch.AccessLogs)
+		}
 		return
 	}
 	h.ServeConn(c)
@@ -296,4 +304,23 @@ func (l *Listener) ActiveConns() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.conns)
+}
+
+// logNoChain writes the listener access log line of a connection no
+// filter chain took, as Envoy's ActiveStreamListenerBase does: flag NR
+// ("no matching filter chain for a downstream connection") and response
+// code details "filter_chain_not_found".
+func logNoChain(c *network.Conn, ls accesslog.Loggers) {
+	info := streaminfo.Info{
+		StartTime:        c.Accepted,
+		DownstreamRemote: c.Remote,
+		DownstreamLocal:  c.Local,
+		Flags:            streaminfo.NoRouteFound,
+		Details:          "filter_chain_not_found",
+	}
+	if info.StartTime.IsZero() {
+		info.StartTime = time.Now()
+	}
+	info.Duration = time.Since(info.StartTime)
+	ls.Log(&accesslog.Entry{Info: &info, Conn: c, TCP: true})
 }

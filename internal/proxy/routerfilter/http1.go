@@ -39,6 +39,9 @@ func (rq *request) forwardHTTP1() {
 			return
 		}
 		c.NetConn().SetDeadline(rq.tryDeadline)
+		if a, ok := c.NetConn().LocalAddr().(*net.TCPAddr); ok {
+			rq.s.Info.UpstreamLocal = a.AddrPort() // %UPSTREAM_LOCAL_ADDRESS%
+		}
 		if retry := rq.exchangeHTTP1(c, framing, attempt == 0); !retry {
 			return
 		}
@@ -468,6 +471,7 @@ func (rq *request) sendReset(status int, reason, tfr string, flag streaminfo.Res
 		details += "|" + tfr
 	}
 	details = strings.ReplaceAll(details+"}", " ", "_")
+	rq.s.Info.UpstreamTransportFailureReason = tfr
 	rq.chargeAbort(status)
 	httpfilter.Send(rq.s, httpfilter.LocalReply{Status: status, Body: body, Flag: flag, Details: details, Overloaded: rq.overloaded})
 }

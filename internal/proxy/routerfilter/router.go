@@ -266,6 +266,7 @@ func (rq *request) attempt(h *upstream.Host, attempt int) {
 	rq.host = h
 	s.Info.UpstreamHost = h.Address()
 	s.Info.UpstreamHostMetadata = h.Metadata()
+	s.Info.UpstreamAttempts = attempt
 	if rq.route.AutoHostRewrite() && h.Hostname() != "" {
 		s.Req.Authority = []byte(h.Hostname())
 	}

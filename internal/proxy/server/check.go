@@ -19,6 +19,8 @@ func Check(o Options) error {
 	s.clusters = upstream.NewManager(upstream.Options{Stats: s.stats, NoDiscovery: true, Secrets: s.secrets})
 	s.sds = newSecretManager(s)
 	defer s.clusters.Close()
+	s.alogs = checkAccessLogs()
+	defer s.alogs.Close()
 	s.filters = httpfilter.NewRegistry()
 	routerfilter.Register(s.filters)
 	b := o.Bootstrap

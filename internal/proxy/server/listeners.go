@@ -131,6 +131,9 @@ func (s *Server) buildChains(bl *builtListener, cfg *listenerv3.Listener, reuse 
 	if err := listenerFilters(chains, cfg); err != nil {
 		return nil, err
 	}
+	if err := s.listenerAccessLogs(chains, cfg); err != nil {
+		return nil, err
+	}
 	for i, fc := range cfg.GetFilterChains() {
 		c, err := s.chainFor(fc, reuse, cfg.GetTrafficDirection())
 		if err != nil {
@@ -234,6 +237,7 @@ func (s *Server) buildTerminal(fs []*listenerv3.Filter, drain network.Draining, 
 			FilterDeps:   routerfilter.Deps{Clusters: s.clusters},
 			Drain:        drain,
 			OnStreamDone: s.o.OnStreamDone,
+			AccessLogs:   s.alogs,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("filters[0].typed_config (http_connection_manager).%w", err)
@@ -245,6 +249,9 @@ func (s *Server) buildTerminal(fs []*listenerv3.Filter, drain network.Draining, 
 			return nil, nil, fmt.Errorf("filters[0].typed_config: %w", err)
 		}
 		p, err := tcpproxy.New(&cfg, s.clusters, s.stats)
+		if err == nil {
+			err = s.tcpAccessLogs(p, &cfg)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("filters[0].typed_config (tcp_proxy).%w", err)
 		}

@@ -22,6 +22,7 @@ import (
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
+	"github.com/weftmesh/weft/internal/proxy/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/admin"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
 	"github.com/weftmesh/weft/internal/proxy/istiostats"
@@ -56,6 +57,9 @@ type Options struct {
 	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
 	// OnStreamDone observes completed HTTP streams (tests, access logs).
 	OnStreamDone func(s *httpfilter.Stream)
+	// AccessLog configures the access log files (flush interval, queue
+	// size, where /dev/stdout goes); its Stats is the server's.
+	AccessLog accesslog.Options
 	// XDSBackoff paces reconnection to the control plane (zero: Envoy's
 	// 500 ms to 30 s).
 	XDSBackoff xdsclient.Backoff
@@ -70,6 +74,7 @@ type Server struct {
 	filters  *httpfilter.Registry
 	// istio records Istio's standard metrics for the istio.stats filters.
 	istio *istiostats.Recorder
+	alogs *accesslog.Manager // access log files (accesslog.go)
 	// secrets holds the SDS secrets TLS contexts read at handshake time.
 	secrets *tlsctx.Store
 	sds     *secretManager
@@ -147,6 +152,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("node.metadata: %w", err)
 	}
 	s.istio = rec
+	s.alogs = newAccessLogs(o.AccessLog, s.stats)
 
 	b := o.Bootstrap
 	for i, c := range b.GetStaticResources().GetClusters() {
@@ -372,6 +378,7 @@ func (s *Server) closeAll() {
 		s.adminLn.Close()
 	}
 	s.clusters.Close()
+	s.alogs.Close()
 }
 
 // ListenerAddr is a listener's name and bound address.

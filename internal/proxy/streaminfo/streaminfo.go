@@ -143,6 +143,25 @@ type Info struct {
 	// as "wasm.downstream_peer"), nil when unknown. Its type belongs to
 	// the filter that sets it.
 	DownstreamPeer any
+
+	// Access-log fields (internal/proxy/accesslog).
+
+	// LastDownstreamRxByte is the time from StartTime to the request's
+	// last byte received from downstream (%REQUEST_DURATION%); 0 while the
+	// request is not complete.
+	LastDownstreamRxByte time.Duration
+	// UpstreamLocal is the local address of the upstream connection the
+	// last try used (%UPSTREAM_LOCAL_ADDRESS%).
+	UpstreamLocal netip.AddrPort
+	// UpstreamTransportFailureReason says why the upstream connection
+	// failed (%UPSTREAM_TRANSPORT_FAILURE_REASON%).
+	UpstreamTransportFailureReason string
+	// ConnectionTerminationDetails says why the proxy closed the
+	// connection for L4 reasons (%CONNECTION_TERMINATION_DETAILS%).
+	ConnectionTerminationDetails string
+	// UpstreamAttempts is the number of tries sent upstream (HTTP) or
+	// connect attempts (TCP): %UPSTREAM_REQUEST_ATTEMPT_COUNT%.
+	UpstreamAttempts int
 }
 
 // Reset clears the record for reuse.
@@ -150,3 +169,10 @@ func (i *Info) Reset() { *i = Info{} }
 
 // SetFlag adds f to the recorded flags.
 func (i *Info) SetFlag(f ResponseFlags) { i.Flags |= f }
+
+// MarkRequestDone records the request's last byte as received now, once.
+func (i *Info) MarkRequestDone() {
+	if i.LastDownstreamRxByte == 0 && !i.StartTime.IsZero() {
+		i.LastDownstreamRxByte = max(time.Since(i.StartTime), 1)
+	}
+}

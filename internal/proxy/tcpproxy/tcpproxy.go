@@ -13,9 +13,11 @@ import (
 
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
+	"github.com/weftmesh/weft/internal/proxy/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/network"
 	"github.com/weftmesh/weft/internal/proxy/relay"
 	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/streaminfo"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/upstream/lb"
 )
@@ -35,7 +37,8 @@ type Proxy struct {
 	stats       proxyStats
 	// Observer, when set before the proxy serves, sees each relayed
 	// connection (the istio.stats network filter).
-	Observer Observer
+	Observer   Observer
+	accessLogs accesslog.Loggers
 }
 
 // Observer sees the connections a tcp_proxy relays.
@@ -108,16 +111,31 @@ func (p *Proxy) pick() string {
 	return p.targets[len(p.targets)-1].name
 }
 
+// SetAccessLogs sets the loggers of the proxy's access_log (built by the
+// server with accesslog.Manager.Build); call it before serving.
+func (p *Proxy) SetAccessLogs(ls accesslog.Loggers) { p.accessLogs = ls }
+
 // ServeConn implements network.Handler.
 func (p *Proxy) ServeConn(c *network.Conn) {
-	defer c.Close()
+	var info streaminfo.Info
+	info.StartTime = time.Now()
+	info.DownstreamRemote, info.DownstreamLocal = c.Remote, c.Local
+	defer func() {
+		c.Close()
+		if len(p.accessLogs) > 0 {
+			info.Duration = time.Since(info.StartTime)
+			p.accessLogs.Log(&accesslog.Entry{Info: &info, Conn: c, TCP: true})
+		}
+	}()
 	p.stats.cxTotal.Inc()
-	cl := p.clusters.Get(p.pick())
+	info.UpstreamCluster = p.pick()
+	cl := p.clusters.Get(info.UpstreamCluster)
 	if cl == nil {
 		p.stats.noRoute.Inc()
+		info.SetFlag(streaminfo.NoClusterFound)
 		return
 	}
-	up, h, release := p.connect(cl)
+	up, h, release := p.connect(cl, &info)
 	if up == nil {
 		return
 	}
@@ -127,23 +145,31 @@ func (p *Proxy) ServeConn(c *network.Conn) {
 	if p.Observer != nil {
 		done = p.Observer.Opened(c, cl, h)
 	}
-	rx, tx := p.relay(c, up)
+	rx, tx := p.relay(c, up, &info)
 	if done != nil {
 		done(rx, tx)
 	}
 }
 
-// connect tries up to max_connect_attempts hosts.
-func (p *Proxy) connect(cl *upstream.Cluster) (net.Conn, *upstream.Host, func()) {
+// connect tries up to max_connect_attempts hosts. On failure it sets
+// Envoy's flags: UH without a healthy host, UF when connecting failed,
+// plus URX when more than one attempt was allowed and all failed.
+func (p *Proxy) connect(cl *upstream.Cluster, info *streaminfo.Info) (net.Conn, *upstream.Host, func()) {
 	var ctx lb.Context
 	for i := 0; i < p.attempts; i++ {
 		h := cl.Choose(&ctx)
 		if h == nil {
+			info.SetFlag(streaminfo.NoHealthyUpstream)
 			return nil, nil, nil
 		}
+		info.UpstreamAttempts = i + 1
+		info.UpstreamHost = h.Address()
 		h.Stats.RqActive.Inc()
 		c, release, err := h.DialTCP(time.Time{})
 		if err == nil {
+			if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+				info.UpstreamLocal = a.AddrPort()
+			}
 			return c, h, func() {
 				release()
 				h.Stats.RqActive.Dec()
@@ -152,12 +178,16 @@ func (p *Proxy) connect(cl *upstream.Cluster) (net.Conn, *upstream.Host, func())
 		h.Stats.RqActive.Dec()
 		p.stats.connectFail.Inc()
 	}
+	info.SetFlag(streaminfo.UpstreamConnectionFailure)
+	if p.attempts > 1 {
+		info.SetFlag(streaminfo.UpstreamRetryLimitExceeded)
+	}
 	return nil, nil, nil
 }
 
 // relay copies both ways until both sides are done or the idle timeout,
 // and returns the bytes received from and sent to the downstream.
-func (p *Proxy) relay(down *network.Conn, up net.Conn) (received, sent int64) {
+func (p *Proxy) relay(down *network.Conn, up net.Conn, info *streaminfo.Info) (received, sent int64) {
 	// Bytes a listener filter peeked at (a TLS ClientHello) go first; then
 	// the raw socket is relayed directly.
 	pending := down.Peeked
@@ -165,6 +195,7 @@ func (p *Proxy) relay(down *network.Conn, up net.Conn) (received, sent int64) {
 	r := relay.Run(down.Conn, up, relay.Options{IdleTimeout: p.idleTimeout, PendingA: pending})
 	p.stats.rxBytes.Add(uint64(r.AToB))
 	p.stats.txBytes.Add(uint64(r.BToA))
+	info.BytesReceived, info.BytesSent = r.AToB, r.BToA
 	if r.IdleTimedOut {
 		p.stats.idleTimeout.Inc()
 	}
