@@ -157,7 +157,7 @@ func TestParseErrors(t *testing.T) {
     access_log:
     - typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog}
 `,
-		want: []string{"t.yaml:5: static_resources.listeners[0].access_log[0].typed_config: type envoy.extensions.access_loggers.file.v3.FileAccessLog is not supported by weft-proxy (its supported extension types are: envoy.config.route.v3.FilterConfig, envoy.extensions.filters.http.fault.v3.HTTPFault, ..."},
+		want: []string{"t.yaml:5: static_resources.listeners[0].access_log[0].typed_config: type envoy.extensions.access_loggers.file.v3.FileAccessLog is not supported by weft-proxy (its supported extension types are: envoy.config.route.v3.FilterConfig, envoy.config.trace.v3.OpenTelemetryConfig, ..."},
 	}, {
 		name: "missing @type",
 		in:   "static_resources: {listeners: [{filter_chains: [{filters: [{name: x, typed_config: {stat_prefix: x}}]}]}]}\n",

@@ -102,7 +102,8 @@ func TestSupportedAnyTypesSorted(t *testing.T) {
 	got := supportedAnyTypes()
 	want := []protoreflect.FullName{routerType, tlsInspectorType, hcmType, tcpProxyType, httpOptionsType,
 		downstreamTLS, upstreamTLS, rawBufferType, rbacHTTPType, rbacNetworkType, jwtAuthnType, previousHostsType,
-		faultType, localRateLimit, filterConfigMsg}
+		faultType, localRateLimit, filterConfigMsg,
+		"envoy.config.trace.v3.OpenTelemetryConfig", "envoy.config.trace.v3.ZipkinConfig"}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("supportedAnyTypes() = %v, want %v", got, want)

@@ -28,6 +28,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/network"
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/tracing"
 )
 
 // Options are what a connection manager needs from the server.
@@ -39,6 +40,9 @@ type Options struct {
 	// OnStreamDone, when set, is called with every completed stream (access
 	// logs and tests observe streams through it). It must not keep s.
 	OnStreamDone func(s *httpfilter.Stream)
+	// Tracing serves the configuration's tracing (Providers required
+	// when tracing is set).
+	Tracing tracing.Options
 }
 
 type codecType uint8
@@ -105,6 +109,9 @@ type Manager struct {
 	// suppressEnvoyHeaders is the router's setting, mirrored here for the
 	// response path.
 	suppressEnvoyHeaders bool
+
+	// tracer is tracing's Tracer; nil without tracing (tracing.go).
+	tracer *tracing.Tracer
 
 	date  dateCache
 	conns connSet
@@ -196,6 +203,9 @@ func New(cfg *hcmv3.HttpConnectionManager, o Options) (*Manager, error) {
 	}
 	if cfg.GetProxy_100Continue() {
 		return nil, fmt.Errorf("proxy_100_continue: not supported by weft-proxy (it answers 100-continue itself, Envoy's default)")
+	}
+	if err := m.buildTracer(cfg); err != nil {
+		return nil, err
 	}
 	if err := m.buildFilters(cfg); err != nil {
 		return nil, err

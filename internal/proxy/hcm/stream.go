@@ -8,6 +8,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/headers"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
 	"github.com/weftmesh/weft/internal/proxy/streaminfo"
+	"github.com/weftmesh/weft/internal/proxy/tracing"
 )
 
 // handle runs one request through the connection manager: header checks and
@@ -20,14 +21,17 @@ func (m *Manager) handle(s *httpfilter.Stream, keepAlive bool) {
 	s.Info.DownstreamLocal = s.Conn.Local
 	s.Info.DownstreamRemote = s.Conn.Remote
 	s.SuppressEnvoyHeaders = m.suppressEnvoyHeaders
+	var span tracing.Span // tracing.go
 	if m.checkRequest(s) {
 		m.mutateRequestHeaders(s)
+		m.startSpan(&span, s)
 		m.route(s)
 	}
 	if !s.W.HeadersSent() {
 		m.unanswered(s)
 	}
 	m.finishStream(s)
+	m.finishSpan(&span, s)
 }
 
 // readTimeouter is implemented by request bodies that know whether reading

@@ -1,6 +1,7 @@
 package server
 
 import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"fmt"
 	"net/netip"
 	"time"
@@ -131,7 +132,7 @@ func (s *Server) buildChains(bl *builtListener, cfg *listenerv3.Listener, reuse 
 		return nil, err
 	}
 	for i, fc := range cfg.GetFilterChains() {
-		c, err := s.chainFor(fc, reuse)
+		c, err := s.chainFor(fc, reuse, cfg.GetTrafficDirection())
 		if err != nil {
 			closeNew(bl.built, reuse)
 			return nil, fmt.Errorf("filter_chains[%d]: %w", i, err)
@@ -140,7 +141,7 @@ func (s *Server) buildChains(bl *builtListener, cfg *listenerv3.Listener, reuse 
 		chains.Handlers = append(chains.Handlers, c)
 	}
 	if fc := cfg.GetDefaultFilterChain(); fc != nil {
-		c, err := s.chainFor(fc, reuse)
+		c, err := s.chainFor(fc, reuse, cfg.GetTrafficDirection())
 		if err != nil {
 			closeNew(bl.built, reuse)
 			return nil, fmt.Errorf("default_filter_chain: %w", err)
@@ -182,7 +183,7 @@ func listenerFilters(chains *listener.Chains, cfg *listenerv3.Listener) error {
 // chainFor returns the chain of reuse whose configuration equals fc (an
 // unchanged chain keeps serving its connections, as Envoy's in-place
 // filter chain update does), or builds a new one.
-func (s *Server) chainFor(fc *listenerv3.FilterChain, reuse []*builtChain) (*builtChain, error) {
+func (s *Server) chainFor(fc *listenerv3.FilterChain, reuse []*builtChain, dir corev3.TrafficDirection) (*builtChain, error) {
 	for _, c := range reuse {
 		if !c.closed.Load() && proto.Equal(c.cfg, fc) {
 			return c, nil
@@ -194,7 +195,7 @@ func (s *Server) chainFor(fc *listenerv3.FilterChain, reuse []*builtChain) (*bui
 		return nil, err
 	}
 	c.tls = srv
-	h, mgr, err := s.buildFilter(fc, c.drain)
+	h, mgr, err := s.buildFilter(fc, c.drain, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +213,9 @@ func (s *Server) chainFor(fc *listenerv3.FilterChain, reuse []*builtChain) (*bui
 
 // buildTerminal builds a filter chain's terminal network filter (after
 // its RBAC filters: rbac.go).
-func (s *Server) buildTerminal(fs []*listenerv3.Filter, drain network.Draining) (network.Handler, *hcm.Manager, error) {
+// dir is the listener's traffic_direction (the connection manager's
+// tracing operation: tracing.go).
+func (s *Server) buildTerminal(fs []*listenerv3.Filter, drain network.Draining, dir corev3.TrafficDirection) (network.Handler, *hcm.Manager, error) {
 	if len(fs) != 1 {
 		return nil, nil, fmt.Errorf("filters: one terminal network filter is supported (http_connection_manager or tcp_proxy, after any envoy.filters.network.rbac), got %d", len(fs))
 	}
@@ -233,6 +236,7 @@ func (s *Server) buildTerminal(fs []*listenerv3.Filter, drain network.Draining) 
 			FilterDeps:   routerfilter.Deps{Clusters: s.clusters},
 			Drain:        drain,
 			OnStreamDone: s.o.OnStreamDone,
+			Tracing:      s.tracingOptions(dir),
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("filters[0].typed_config (http_connection_manager).%w", err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"fmt"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -16,7 +17,7 @@ import (
 // envoy.filters.network.rbac filters, then the terminal filter
 // (http_connection_manager or tcp_proxy). A connection an RBAC filter
 // denies is closed before the terminal filter sees it.
-func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining) (network.Handler, *hcm.Manager, error) {
+func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining, dir corev3.TrafficDirection) (network.Handler, *hcm.Manager, error) {
 	fs := fc.GetFilters()
 	var rbacs []*rbac.NetworkFilter
 	for len(fs) > 1 && fs[0].GetTypedConfig().MessageIs(&rbactcpv3.RBAC{}) {
@@ -32,7 +33,7 @@ func (s *Server) buildFilter(fc *listenerv3.FilterChain, drain network.Draining)
 		rbacs = append(rbacs, f)
 		fs = fs[1:]
 	}
-	h, mgr, err := s.buildTerminal(fs, drain)
+	h, mgr, err := s.buildTerminal(fs, drain, dir)
 	if err != nil {
 		if len(rbacs) > 0 {
 			err = fmt.Errorf("after %d network rbac filters: %w", len(rbacs), err)

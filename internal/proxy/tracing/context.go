@@ -6,15 +6,15 @@ import (
 
 // Header names of the propagation formats weft-proxy reads and writes.
 const (
-	TraceParent     = "traceparent"
-	TraceState      = "tracestate"
-	B3              = "b3"
-	B3TraceID       = "x-b3-traceid"
-	B3SpanID        = "x-b3-spanid"
-	B3ParentSpanID  = "x-b3-parentspanid"
-	B3Sampled       = "x-b3-sampled"
-	B3Flags         = "x-b3-flags"
-	XClientTraceID  = "x-client-trace-id"
+	TraceParent      = "traceparent"
+	TraceState       = "tracestate"
+	B3               = "b3"
+	B3TraceID        = "x-b3-traceid"
+	B3SpanID         = "x-b3-spanid"
+	B3ParentSpanID   = "x-b3-parentspanid"
+	B3Sampled        = "x-b3-sampled"
+	B3Flags          = "x-b3-flags"
+	XClientTraceID   = "x-client-trace-id"
 	XEnvoyForceTrace = "x-envoy-force-trace"
 )
 
