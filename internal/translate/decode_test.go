@@ -36,8 +36,10 @@ import (
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
+	telemetry "istio.io/api/telemetry/v1alpha1"
 
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/model"
@@ -119,6 +121,7 @@ func decodeInput(data []byte, file string) (testInput, error) {
 	var services []*model.Service
 	var configs []*config.Object
 	var proxies []*model.Proxy
+	var meshCfg *meshv1alpha1.MeshConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for i := 0; ; i++ {
 		var doc map[string]any
@@ -144,6 +147,12 @@ func decodeInput(data []byte, file string) (testInput, error) {
 				return testInput{}, fmt.Errorf("%s: document %d: %v", file, i, err)
 			}
 			services = append(services, svc)
+		case "MeshConfig": // {kind: MeshConfig, mesh: <Istio's mesh configuration>}
+			mc, errs := config.ParseMeshConfig(file, mustJSON(doc["mesh"]))
+			if len(errs) > 0 {
+				return testInput{}, fmt.Errorf("%s: document %d: %v", file, i, errs[0])
+			}
+			meshCfg = mc
 		case "Proxy":
 			p, err := decodeProxy(js)
 			if err != nil {
@@ -158,7 +167,7 @@ func decodeInput(data []byte, file string) (testInput, error) {
 			configs = append(configs, obj)
 		}
 	}
-	snap := model.NewSnapshot(model.SnapshotOptions{Version: "test", Services: services, Configs: configs})
+	snap := model.NewSnapshot(model.SnapshotOptions{Version: "test", Services: services, Configs: configs, Mesh: meshCfg})
 	return testInput{snapshot: snap, proxies: proxies}, nil
 }
 
@@ -244,6 +253,8 @@ func decodeIstio(js []byte, src config.Source) (*config.Object, error) {
 		spec = &security.RequestAuthentication{}
 	case config.LocalRateLimit:
 		spec = config.NewLocalRateLimitSpec()
+	case config.Telemetry:
+		spec = &telemetry.Telemetry{}
 	default:
 		return nil, fmt.Errorf("kind %q is not supported by the test decoder", d.Kind)
 	}
@@ -283,4 +294,13 @@ func strictJSON(js []byte, v any, ignore ...string) error {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// mustJSON marshals a decoded YAML value back (JSON is YAML).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

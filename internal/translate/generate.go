@@ -29,6 +29,9 @@ func (t *Translator) generate(s *model.Snapshot, p *model.Proxy) *Resources {
 		}
 		extra.listeners = append([]hashed[*listenerv3.Listener]{sc.httpProxyListener(addr, port)}, extra.listeners...)
 	}
+	if !p.Proxyless {
+		extra.clusters = append(extra.clusters, sc.tracingClusters()...) // tracing.go
+	}
 	return assemble(out, extra)
 }
 
@@ -69,7 +72,7 @@ func (s *scope) httpProxyListener(addr string, port uint32) builtListener {
 	if l, ok := s.httpProxy[k]; ok {
 		return *l
 	}
-	l := hash(listenerName(addr, port), httpProxyListener(addr, port))
+	l := hash(listenerName(addr, port), httpProxyListener(addr, port, s.hcmTracing(traceClient)))
 	s.httpProxy[k] = &l
 	return l
 }

@@ -16,8 +16,9 @@ import (
 // the cluster manager.
 func (s *Server) newTracing() *tracing.Providers {
 	return tracing.NewProviders(tracing.ProvidersOptions{
-		Dial:          s.dialCluster,
-		FlushInterval: s.o.TraceFlushInterval,
+		Dial:           s.dialCluster,
+		FlushInterval:  s.o.TraceFlushInterval,
+		DefaultService: s.o.Bootstrap.GetNode().GetCluster(),
 	})
 }
 

@@ -33,6 +33,10 @@ type ProvidersOptions struct {
 	// FlushInterval is the batch span processor's export interval (0:
 	// 5 s, Envoy's tracing.opentelemetry.flush_interval_ms default).
 	FlushInterval time.Duration
+	// DefaultService is the service.name of providers that set no
+	// service_name: the node's cluster (Istio's "app.namespace", the
+	// name Envoy's Zipkin tracer reports).
+	DefaultService string
 }
 
 // Providers holds one exporter pipeline (an OpenTelemetry SDK
@@ -165,6 +169,9 @@ func (ps *Providers) clusterHTTPClient(cluster string) *http.Client {
 // queue drops spans rather than block a request) and the ids the Tracer
 // chose (idGenerator).
 func (ps *Providers) pipeline(sx sdktrace.SpanExporter, service string, closer func() error) *exporter {
+	if service == "" {
+		service = ps.o.DefaultService
+	}
 	if service == "" {
 		service = "unknown_service:weft-proxy"
 	}
