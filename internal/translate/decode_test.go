@@ -295,3 +295,12 @@ func strictJSON(js []byte, v any, ignore ...string) error {
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
 }
+
+// mustJSON marshals a decoded YAML value back (JSON is YAML).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -122,7 +122,7 @@ func (s *scope) buildEgressListeners(o *outbound) {
 		if e.protocol.IsHTTP() {
 			route := egressRouteName(e.port)
 			l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{
-				hcmFilter(httpConnectionManager(hcmOptions{statPrefix: "outbound_" + name, rds: route})),
+				hcmFilter(httpConnectionManager(hcmOptions{statPrefix: "outbound_" + name, rds: route, tracing: s.hcmTracing(traceClient)})),
 			}}}
 			o.routes.put(hash(route, s.egressRoutes(e)))
 		} else {

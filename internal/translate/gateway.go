@@ -86,7 +86,7 @@ func (s *scope) buildGateways(o *outbound) {
 		if kindOf(servers[0].srv) == serverHTTP {
 			route := "http." + strconv.FormatUint(uint64(port), 10)
 			o.routes.put(hash(route, s.gatewayRoutes(route, port, servers)))
-			gp.http = &hcmOptions{statPrefix: "outbound_" + gp.l.Name, rds: route, useRemoteAddress: true}
+			gp.http = &hcmOptions{statPrefix: "outbound_" + gp.l.Name, rds: route, useRemoteAddress: true, tracing: s.hcmTracing(traceServer)}
 		} else {
 			gp.chains = s.gatewayL4Chains(port, servers)
 			if len(gp.chains) == 0 {

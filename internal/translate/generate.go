@@ -30,6 +30,9 @@ func (t *Translator) generate(s *model.Snapshot, p *model.Proxy) *Resources {
 		}
 		extra.listeners = append([]hashed[*listenerv3.Listener]{sc.httpProxyListener(addr, port)}, extra.listeners...)
 	}
+	if !p.Proxyless {
+		extra.clusters = append(extra.clusters, sc.tracingClusters()...) // tracing.go
+	}
 	return assemble(out, extra)
 }
 
@@ -70,7 +73,7 @@ func (s *scope) httpProxyListener(addr string, port uint32) builtListener {
 	if l, ok := s.httpProxy[k]; ok {
 		return *l
 	}
-	l := hash(listenerName(addr, port), s.withAccessLogs(httpProxyListener(addr, port), telemetry.WorkloadMode_CLIENT))
+	l := hash(listenerName(addr, port), s.withAccessLogs(httpProxyListener(addr, port, s.hcmTracing(traceClient)), telemetry.WorkloadMode_CLIENT))
 	s.httpProxy[k] = &l
 	return l
 }

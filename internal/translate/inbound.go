@@ -69,6 +69,7 @@ type inboundPort struct {
 func (s *scope) inbound(p *model.Proxy) perProxy {
 	var out perProxy
 	f := s.st.policyFilters(p)
+	f.tracing = s.hcmTracing(traceServer)
 	limits := s.st.rateLimitsFor(p) // LocalRateLimit (ratelimit.go)
 	for _, ip := range s.inboundPorts(p) {
 		cluster := inboundCluster(ip.port)
@@ -200,6 +201,8 @@ func (st *snapState) policyFilters(p *model.Proxy) inboundFilters {
 type inboundFilters struct {
 	http []*hcmv3.HttpFilter
 	tcp  []*listenerv3.Filter
+	// tracing is the HCM's tracing (tracing.go).
+	tracing *hcmv3.HttpConnectionManager_Tracing
 }
 
 // inboundListener forwards one inbound port: HTTP ports through an HCM
@@ -216,6 +219,7 @@ func inboundListener(ip inboundPort, cluster string, f inboundFilters) *listener
 			filters:    f.http,
 			clientCert: true,
 			inbound:    true,
+			tracing:    f.tracing,
 		}))}
 	} else {
 		filters = withStats(append(append([]*listenerv3.Filter{}, f.tcp...), tcpProxyFilter(cluster, []weightedName{{name: cluster, weight: 1}}))...)

@@ -105,6 +105,7 @@ func newIndex(s *model.Snapshot, domain string) *index {
 			idx.sidecars[obj.Namespace] = append(idx.sidecars[obj.Namespace], &sidecarEntry{obj: obj, spec: spec})
 		}
 	}
+	idx.addTelemetry(s) // tracing.go
 	for _, obj := range s.List(config.Gateway) {
 		if spec, ok := obj.Spec.(*networking.Gateway); ok {
 			idx.gateways = append(idx.gateways, &gwEntry{obj: obj, spec: spec, name: obj.Namespace + "/" + obj.Name})

@@ -35,6 +35,8 @@ type hcmOptions struct {
 	// with the subject, URI and DNS SANs. On a connection without mutual
 	// TLS the header is sanitized (Envoy's semantics).
 	clientCert bool
+	// tracing is the HCM's tracing (tracing.go); nil: none.
+	tracing *hcmv3.HttpConnectionManager_Tracing
 }
 
 // routerFilter is the terminal HTTP filter.
@@ -79,6 +81,7 @@ func httpConnectionManager(o hcmOptions) *hcmv3.HttpConnectionManager {
 	if o.proxyless {
 		return m
 	}
+	m.Tracing = o.tracing
 	m.CodecType = hcmv3.HttpConnectionManager_AUTO
 	m.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
 	if o.useRemoteAddress {
@@ -151,7 +154,7 @@ func tlsInspector() *listenerv3.ListenerFilter {
 // binds addr:port (default 127.0.0.1:15001, so that applications reach it
 // as http_proxy without any traffic capture) and routes on Host /
 // :authority through the "http_proxy" route configuration.
-func httpProxyListener(addr string, port uint32) *listenerv3.Listener {
+func httpProxyListener(addr string, port uint32, tracing *hcmv3.HttpConnectionManager_Tracing) *listenerv3.Listener {
 	name := listenerName(addr, port)
 	return &listenerv3.Listener{
 		Name:             name,
@@ -161,6 +164,7 @@ func httpProxyListener(addr string, port uint32) *listenerv3.Listener {
 			Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(hcmOptions{
 				statPrefix: "outbound_" + name,
 				rds:        httpProxyRoute,
+				tracing:    tracing,
 			}))},
 		}},
 	}

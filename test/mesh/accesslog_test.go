@@ -1,7 +1,6 @@
 package mesh
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/config"
-	"github.com/weftmesh/weft/internal/controlplane"
 )
 
 // accessLogMeshConfig declares a file access log provider writing the
@@ -57,9 +55,9 @@ spec:
   - disabled: true
 `
 
-// startControlPlaneMesh is startControlPlane with a mesh configuration
+// startControlPlaneMeshYAML is startControlPlane with a mesh configuration
 // (YAML, as weft-control --mesh-config reads it).
-func startControlPlaneMesh(t *testing.T, files map[string]string, meshYAML string) *controlPlane {
+func startControlPlaneMeshYAML(t *testing.T, files map[string]string, meshYAML string) *controlPlane {
 	t.Helper()
 	m, errs := config.ParseMeshConfig("mesh.yaml", []byte(meshYAML))
 	for _, e := range errs {
@@ -67,28 +65,7 @@ func startControlPlaneMesh(t *testing.T, files map[string]string, meshYAML strin
 			t.Fatalf("mesh configuration: %v", e)
 		}
 	}
-	c := &controlPlane{t: t, dir: t.TempDir()}
-	for name, content := range files {
-		c.write(name, content)
-	}
-	cp, err := controlplane.New(controlplane.Options{
-		ConfigDir: c.dir, XDSAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0",
-		Debounce: 50 * time.Millisecond, Logger: quiet, Mesh: m,
-	})
-	if err != nil {
-		t.Fatalf("controlplane.New: %v", err)
-	}
-	c.cp = cp
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("weft-control: %v", err)
-		}
-	})
-	return c
+	return startControlPlaneMesh(t, files, false, m)
 }
 
 // TestTelemetryAccessLogs: a mesh-wide Telemetry turns access logs on for
@@ -98,7 +75,7 @@ func startControlPlaneMesh(t *testing.T, files map[string]string, meshYAML strin
 func TestTelemetryAccessLogs(t *testing.T) {
 	web := startApp(t, "web")
 	logFile := filepath.Join(t.TempDir(), "access.log")
-	cp := startControlPlaneMesh(t,
+	cp := startControlPlaneMeshYAML(t,
 		map[string]string{"mesh.yaml": render(t, accessLogTelemetry, map[string]any{"web": web.port})},
 		render(t, accessLogMeshConfig, map[string]any{"log": logFile}))
 	sleep := startSidecar(t, cp, sidecarOptions{Name: "sleep", IP: "127.0.0.3", Labels: map[string]string{"app": "sleep"},

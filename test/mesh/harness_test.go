@@ -23,6 +23,7 @@ import (
 	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
@@ -54,6 +55,13 @@ func startControlPlane(t *testing.T, files map[string]string) *controlPlane {
 // secure port when withCA is set.
 func startControlPlaneWith(t *testing.T, files map[string]string, withCA bool) *controlPlane {
 	t.Helper()
+	return startControlPlaneMesh(t, files, withCA, nil)
+}
+
+// startControlPlaneMesh is startControlPlaneWith with Istio's mesh
+// configuration (weft-control --mesh-config; nil: Istio's defaults).
+func startControlPlaneMesh(t *testing.T, files map[string]string, withCA bool, mesh *meshv1alpha1.MeshConfig) *controlPlane {
+	t.Helper()
 	c := &controlPlane{t: t, dir: t.TempDir()}
 	for name, content := range files {
 		c.write(name, content)
@@ -64,6 +72,7 @@ func startControlPlaneWith(t *testing.T, files map[string]string, withCA bool) *
 		HTTPAddress: "127.0.0.1:0",
 		Debounce:    50 * time.Millisecond,
 		Logger:      quiet,
+		Mesh:        mesh,
 	}
 	if withCA {
 		o.SecureAddress = "127.0.0.1:0"

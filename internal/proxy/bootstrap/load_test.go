@@ -155,7 +155,7 @@ func TestParseErrors(t *testing.T) {
 - name: s
   typed_config: {"@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink}
 `,
-		want: []string{"t.yaml:3: stats_sinks[0].typed_config: type envoy.config.metrics.v3.StatsdSink is not supported by weft-proxy (its supported extension types are: envoy.config.route.v3.FilterConfig, envoy.extensions.access_loggers.file.v3.FileAccessLog, ..."},
+		want: []string{"t.yaml:3: stats_sinks[0].typed_config: type envoy.config.metrics.v3.StatsdSink is not supported by weft-proxy (its supported extension types are: envoy.config.route.v3.FilterConfig, envoy.config.trace.v3.OpenTelemetryConfig, ..."},
 	}, {
 		name: "missing @type",
 		in:   "static_resources: {listeners: [{filter_chains: [{filters: [{name: x, typed_config: {stat_prefix: x}}]}]}]}\n",

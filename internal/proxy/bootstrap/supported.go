@@ -62,6 +62,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 		resilienceRules(), healthRules(), filterRules(), // supported_health.go, supported_resilience.go
 		istioStatsRules(), // supported_istio.go
 		accessLogRules(),  // supported_accesslog.go
+		tracingRules(),    // supported_tracing.go
 	} {
 		for name, rule := range part {
 			rules[name] = rule
@@ -152,6 +153,7 @@ func hcmRules() map[protoreflect.FullName]msgRule {
 			// ALWAYS_FORWARD_ONLY) and every set_current_client_cert_details
 			// field (subject, cert, chain, dns, uri).
 			"forward_client_cert_details", "set_current_client_cert_details",
+			"tracing", // supported_tracing.go
 			// proxy_100_continue is not listed: false (the default, so never
 			// "set") is the only supported value; 100-continue is answered
 			// by the upstream through the proxy.

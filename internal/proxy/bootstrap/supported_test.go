@@ -103,7 +103,8 @@ func TestSupportedAnyTypesSorted(t *testing.T) {
 	want := []protoreflect.FullName{routerType, tlsInspectorType, hcmType, tcpProxyType, httpOptionsType,
 		fileAccessLogType, stdoutLogType, stderrLogType,
 		downstreamTLS, upstreamTLS, rawBufferType, rbacHTTPType, rbacNetworkType, jwtAuthnType, previousHostsType,
-		faultType, localRateLimit, filterConfigMsg, xdsTypedStruct, udpaTypedStruct}
+		faultType, localRateLimit, filterConfigMsg, xdsTypedStruct, udpaTypedStruct,
+		"envoy.config.trace.v3.OpenTelemetryConfig", "envoy.config.trace.v3.ZipkinConfig"}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("supportedAnyTypes() = %v, want %v", got, want)

@@ -113,9 +113,9 @@ func TestValidateErrors(t *testing.T) {
 		},
 	}, {
 		name:  "unsupported field inside typed_config",
-		edits: []string{"stat_prefix: http\n", "stat_prefix: http\n          proxy_100_continue: true\n          tracing: {}\n"},
+		edits: []string{"stat_prefix: http\n", "stat_prefix: http\n          proxy_100_continue: true\n          via: weft\n"},
 		want: []string{
-			hcmPath + ".tracing: not supported by weft-proxy",
+			hcmPath + ".via: not supported by weft-proxy",
 			hcmPath + ".proxy_100_continue: not supported by weft-proxy",
 		},
 	}, {

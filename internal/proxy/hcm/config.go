@@ -29,6 +29,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/network"
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/proxy/tracing"
 )
 
 // Options are what a connection manager needs from the server.
@@ -43,6 +44,9 @@ type Options struct {
 	// AccessLogs builds the manager's access_log loggers (nil: access_log
 	// must be empty).
 	AccessLogs *accesslog.Manager
+	// Tracing serves the configuration's tracing (Providers required
+	// when tracing is set).
+	Tracing tracing.Options
 }
 
 type codecType uint8
@@ -112,6 +116,9 @@ type Manager struct {
 	// suppressEnvoyHeaders is the router's setting, mirrored here for the
 	// response path.
 	suppressEnvoyHeaders bool
+
+	// tracer is tracing's Tracer; nil without tracing (tracing.go).
+	tracer *tracing.Tracer
 
 	date  dateCache
 	conns connSet
@@ -203,6 +210,9 @@ func New(cfg *hcmv3.HttpConnectionManager, o Options) (*Manager, error) {
 	}
 	if cfg.GetProxy_100Continue() {
 		return nil, fmt.Errorf("proxy_100_continue: not supported by weft-proxy (it answers 100-continue itself, Envoy's default)")
+	}
+	if err := m.buildTracer(cfg); err != nil {
+		return nil, err
 	}
 	if err := m.buildFilters(cfg); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/headers"
 	"github.com/weftmesh/weft/internal/proxy/httpfilter"
 	"github.com/weftmesh/weft/internal/proxy/streaminfo"
+	"github.com/weftmesh/weft/internal/proxy/tracing"
 )
 
 // handle runs one request through the connection manager: header checks and
@@ -24,14 +25,17 @@ func (m *Manager) handle(s *httpfilter.Stream, keepAlive bool) {
 	if s.ContentLength == 0 {
 		s.Info.MarkRequestDone() // the head was the whole request
 	}
+	var span tracing.Span // tracing.go
 	if m.checkRequest(s) {
 		m.mutateRequestHeaders(s)
+		m.startSpan(&span, s)
 		m.route(s)
 	}
 	if !s.W.HeadersSent() {
 		m.unanswered(s)
 	}
 	m.finishStream(s)
+	m.finishSpan(&span, s)
 }
 
 // readTimeouter is implemented by request bodies that know whether reading

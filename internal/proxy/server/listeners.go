@@ -216,6 +216,8 @@ func (s *Server) chainFor(fc *listenerv3.FilterChain, reuse []*builtChain, dir c
 
 // buildTerminal builds a filter chain's terminal network filter (after
 // its RBAC filters: rbac.go).
+// dir is the listener's traffic_direction (the connection manager's
+// tracing operation: tracing.go).
 func (s *Server) buildTerminal(fs []*listenerv3.Filter, drain network.Draining, dir corev3.TrafficDirection) (network.Handler, *hcm.Manager, error) {
 	if len(fs) != 1 {
 		return nil, nil, fmt.Errorf("filters: one terminal network filter is supported (http_connection_manager or tcp_proxy, after any envoy.filters.network.rbac), got %d", len(fs))
@@ -238,6 +240,7 @@ func (s *Server) buildTerminal(fs []*listenerv3.Filter, drain network.Draining, 
 			Drain:        drain,
 			OnStreamDone: s.o.OnStreamDone,
 			AccessLogs:   s.alogs,
+			Tracing:      s.tracingOptions(dir),
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("filters[0].typed_config (http_connection_manager).%w", err)

@@ -30,6 +30,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/routerfilter"
 	"github.com/weftmesh/weft/internal/proxy/stats"
 	"github.com/weftmesh/weft/internal/proxy/tlsctx"
+	"github.com/weftmesh/weft/internal/proxy/tracing"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
@@ -63,6 +64,9 @@ type Options struct {
 	// XDSBackoff paces reconnection to the control plane (zero: Envoy's
 	// 500 ms to 30 s).
 	XDSBackoff xdsclient.Backoff
+	// TraceFlushInterval is how often queued spans are exported (zero:
+	// Envoy's 5 s).
+	TraceFlushInterval time.Duration
 }
 
 // Server is a running weft-proxy.
@@ -80,6 +84,8 @@ type Server struct {
 	sds     *secretManager
 	// secretDump keeps what /config_dump shows of the secrets (secretdump.go).
 	secretDump secretDump
+	// tracers are the tracing exporters (tracing.go).
+	tracers *tracing.Providers
 
 	admin   *admin.Admin
 	adminLn net.Listener
@@ -145,6 +151,7 @@ func New(o Options) (*Server, error) {
 		Secrets:  s.secrets,
 		Logf:     func(f string, a ...any) { s.log.Warn(fmt.Sprintf(f, a...)) },
 	})
+	s.tracers = s.newTracing()
 	s.filters = httpfilter.NewRegistry()
 	routerfilter.Register(s.filters)
 	rec, err := istiostats.New(istiostats.Options{Stats: s.stats, Node: o.Bootstrap.GetNode()})
@@ -377,6 +384,9 @@ func (s *Server) closeAll() {
 	} else if s.adminLn != nil {
 		s.adminLn.Close()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	s.shutdownTracing(ctx)
+	cancel()
 	s.clusters.Close()
 	s.alogs.Close()
 }
