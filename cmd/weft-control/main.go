@@ -34,6 +34,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
+	"github.com/weftmesh/weft/internal/dashboard"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -49,6 +50,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.Debounce, "debounce", controlplane.DefaultDebounce, "how long pushes wait for further changes")
 	fs.StringVar(&o.RootNamespace, "root-namespace", "istio-system", "namespace of mesh-wide configuration")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&o.Dashboard.Port, "proxy-metrics-port", dashboard.DefaultMetricsPort, "port of the proxies' Istio metrics (/stats/prometheus), scraped for the dashboard at each proxy's IP (node metadata WEFT_METRICS_ADDRESS overrides)")
+	fs.DurationVar(&o.Dashboard.Interval, "dashboard-scrape-interval", dashboard.DefaultInterval, "how often the dashboard scrapes the proxies' metrics")
 	caDir, caDirErr := ca.DefaultDir()
 	fs.StringVar(&o.SecureAddress, "secure-address", controlplane.DefaultSecureAddress, `address of the TLS gRPC server with the CA (IstioCertificateService) and ADS; "" turns it and the CA off`)
 	fs.StringVar(&o.CA.Dir, "ca-dir", caDir, "CA directory: the generated root (root-cert.pem, root-key.pem) and the bootstrap token key (token-key)")

@@ -52,5 +52,6 @@ func newRootCommand(s streams) *cobra.Command {
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.AddCommand(newAnalyzeCommand(s))
 	root.AddCommand(newTokenCommand(s))
+	root.AddCommand(newDashboardCommand(s))
 	return root
 }
