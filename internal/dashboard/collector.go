@@ -174,8 +174,10 @@ func (c *collector) round(ctx context.Context) {
 			defer func() { <-sem; wg.Done() }()
 			sctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 			defer cancel()
-			results[i], errs[i] = scrape(sctx, c.o.Client, c.url(tg))
+			// The scrape's start is its timestamp, as Prometheus stamps
+			// samples: the endpoint renders its values just after.
 			ats[i] = time.Now()
+			results[i], errs[i] = scrape(sctx, c.o.Client, c.url(tg))
 		}()
 	}
 	wg.Wait()
