@@ -175,9 +175,15 @@ func (c *collector) round(ctx context.Context) {
 			sctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 			defer cancel()
 			// The scrape's start is its timestamp, as Prometheus stamps
-			// samples: the endpoint renders its values just after.
-			ats[i] = time.Now()
-			results[i], errs[i] = scrape(sctx, c.o.Client, c.url(tg))
+			// samples (the endpoint renders its values just after),
+			// unless the exposition carries its own.
+			start := time.Now()
+			var at time.Time
+			results[i], at, errs[i] = scrape(sctx, c.o.Client, c.url(tg))
+			ats[i] = start
+			if !at.IsZero() {
+				ats[i] = at
+			}
 		}()
 	}
 	wg.Wait()

@@ -32,9 +32,9 @@ func meshSeries(reporter string) []dashboardtest.Series {
 	return []dashboardtest.Series{ok, failed}
 }
 
-func startMetrics(t *testing.T, series []dashboardtest.Series) *dashboardtest.Server {
+func startMetrics(t *testing.T, series []dashboardtest.Series, timestamps bool) *dashboardtest.Server {
 	t.Helper()
-	s, err := dashboardtest.NewServer(series)
+	s, err := dashboardtest.NewServer(series, timestamps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +64,8 @@ func waitRound(t *testing.T, c *collector, n uint64, deadline time.Duration) *tr
 // through node metadata WEFT_METRICS_ADDRESS or IP:port; the collector
 // turns their growing counters into the exact rates they grow at.
 func TestCollectorScrapesProxies(t *testing.T) {
-	client := startMetrics(t, meshSeries("source"))
-	server := startMetrics(t, meshSeries("destination"))
+	client := startMetrics(t, meshSeries("source"), false)     // as Envoy: no timestamps
+	server := startMetrics(t, meshSeries("destination"), true) // timestamped samples
 	_, port, _ := net.SplitHostPort(server.Addr())
 	portN, _ := strconv.Atoi(port)
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
@@ -104,16 +104,22 @@ func TestCollectorScrapesProxies(t *testing.T) {
 	if want := "http://127.0.0.1:" + port + "/stats/prometheus"; tr.targets[2].URL != want {
 		t.Errorf("IP target URL %s, want %s", tr.targets[2].URL, want)
 	}
-	for _, reporter := range []string{"source", "destination"} {
+	for _, tt := range []struct {
+		reporter string
+		// tolerance: without timestamps the scraper's clock adds, at each
+		// end of a ≥0.4 s span, the delay between a scrape's start and
+		// the endpoint's rendering; 5 % covers it. With timestamps the
+		// rate is exact but for float rounding.
+		tolerance float64
+	}{{"source", 0.05}, {"destination", 1e-6}} {
+		reporter := tt.reporter
 		k := flowKey{Reporter: reporter, SrcWorkload: "sleep", SrcNamespace: "default", DstService: "hello.default.svc.cluster.local", DstWorkload: "hello-v1", DstNamespace: "default"}
 		f := tr.flows[k]
 		if f == nil {
 			t.Fatalf("no %s flow in %v", reporter, tr.flows)
 		}
-		// Tolerance 5 %: the endpoint's clock and the collector's differ
-		// by one request's latency at each end of a ≥0.4 s span.
-		if math.Abs(f.rps-25)/25 > 0.05 || math.Abs(f.eps-5)/5 > 0.05 {
-			t.Errorf("%s: rps %.3f eps %.3f, want 25 and 5 (±5%%)", reporter, f.rps, f.eps)
+		if math.Abs(f.rps-25)/25 > tt.tolerance || math.Abs(f.eps-5)/5 > tt.tolerance {
+			t.Errorf("%s: rps %.6f eps %.6f, want 25 and 5 (±%v)", reporter, f.rps, f.eps, tt.tolerance)
 		}
 		// Every request in (25, 50] ms: p99 interpolates to 49.75 ms
 		// whatever the rate.
@@ -126,7 +132,7 @@ func TestCollectorScrapesProxies(t *testing.T) {
 // TestCollectorForgetsGoneProxies: a proxy that disconnects leaves the
 // targets and its history is dropped.
 func TestCollectorForgetsGoneProxies(t *testing.T) {
-	srv := startMetrics(t, meshSeries("source"))
+	srv := startMetrics(t, meshSeries("source"), false)
 	p := &model.Proxy{ID: "sidecar~10.0.0.1~sleep-1.default~d", IPs: []string{"10.0.0.1"}, Metadata: map[string]string{MetaMetricsAddress: srv.Addr()}}
 	list := []*model.Proxy{p}
 	c := newCollector(ScrapeOptions{Interval: time.Hour}, func() []*model.Proxy { return list }, quiet)

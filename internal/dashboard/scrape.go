@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -72,54 +73,74 @@ func (s sample) flow(k flowKey) *counts {
 	return c
 }
 
-// scrape fetches url and returns the Istio flows it exposes. It accepts
-// the Prometheus text format and the delimited protobuf format (whatever
-// the endpoint answers; Envoy serves text).
-func scrape(ctx context.Context, client *http.Client, url string) (sample, error) {
+// scrape fetches url and returns the Istio flows it exposes and their
+// timestamp (zero when the exposition has none). It accepts the
+// Prometheus text format and the delimited protobuf format (whatever the
+// endpoint answers; Envoy serves text).
+func scrape(ctx context.Context, client *http.Client, url string) (sample, time.Time, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %s", url, resp.Status)
+		return nil, time.Time{}, fmt.Errorf("GET %s: status %s", url, resp.Status)
 	}
 	format := expfmt.ResponseFormat(resp.Header)
 	if format == expfmt.FmtUnknown {
 		format = expfmt.NewFormat(expfmt.TypeTextPlain)
 	}
-	s, err := decodeSample(io.LimitReader(resp.Body, maxScrapeBytes), format)
+	s, at, err := decodeSample(io.LimitReader(resp.Body, maxScrapeBytes), format)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
+		return nil, time.Time{}, fmt.Errorf("GET %s: %w", url, err)
 	}
-	return s, nil
+	return s, at, nil
 }
 
-// decodeSample parses an exposition and keeps the Istio request metrics.
-func decodeSample(r io.Reader, format expfmt.Format) (sample, error) {
+// decodeSample parses an exposition and keeps the Istio request metrics
+// and their timestamp: the first one the exposition gives its Istio
+// samples, zero when it gives none (Envoy gives none: the scrape's start
+// stands for it). Prometheus honours exposed timestamps the same way.
+func decodeSample(r io.Reader, format expfmt.Format) (sample, time.Time, error) {
 	dec := expfmt.NewDecoder(r, format)
 	s := sample{}
+	var at time.Time
 	for {
 		var mf dto.MetricFamily
 		err := dec.Decode(&mf)
 		if errors.Is(err, io.EOF) {
-			return s, nil
+			return s, at, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("parsing the Prometheus exposition: %w", err)
+			return nil, time.Time{}, fmt.Errorf("parsing the Prometheus exposition: %w", err)
 		}
 		switch mf.GetName() {
 		case metricRequests:
 			addRequests(s, &mf)
 		case metricDuration:
 			addDurations(s, &mf)
+		default:
+			continue
+		}
+		if ms := firstTimestamp(&mf); at.IsZero() && ms != 0 {
+			at = time.UnixMilli(ms)
 		}
 	}
+}
+
+// firstTimestamp is the first sample timestamp of a family (0: none).
+func firstTimestamp(mf *dto.MetricFamily) int64 {
+	for _, m := range mf.GetMetric() {
+		if ms := m.GetTimestampMs(); ms != 0 {
+			return ms
+		}
+	}
+	return 0
 }
 
 // addRequests adds istio_requests_total (a counter; the untyped form a

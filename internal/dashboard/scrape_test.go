@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,9 +32,12 @@ func TestDecodeSidecarFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := decodeSample(bytes.NewReader(b), expfmt.NewFormat(expfmt.TypeTextPlain))
+	s, at, err := decodeSample(bytes.NewReader(b), expfmt.NewFormat(expfmt.TypeTextPlain))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !at.IsZero() {
+		t.Errorf("timestamp %v from an exposition without timestamps", at)
 	}
 	if len(s) != 2 {
 		t.Fatalf("%d flows, want 2: %v", len(s), s)
@@ -100,7 +104,7 @@ func TestDecodeProtobufExposition(t *testing.T) {
 	if f := expfmt.ResponseFormat(resp.Header); f.FormatType() != expfmt.TypeProtoDelim {
 		t.Fatalf("server answered %q, want protobuf", f)
 	}
-	s, err := decodeSample(resp.Body, expfmt.ResponseFormat(resp.Header))
+	s, _, err := decodeSample(resp.Body, expfmt.ResponseFormat(resp.Header))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +114,31 @@ func TestDecodeProtobufExposition(t *testing.T) {
 		t.Fatalf("flow %+v: %+v", k, c)
 	}
 	// Through scrape (text, as it asks for): the same numbers.
-	s2, err := scrape(context.Background(), client, srv.URL)
+	s2, _, err := scrape(context.Background(), client, srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c2 := s2[k]; c2 == nil || c2.requests != 7 || c2.buckets[inf] != 7 || c2.buckets[50] != 7 {
 		t.Fatalf("scrape: %+v", c2)
+	}
+}
+
+// TestDecodeTimestamps: an exposition's own timestamps date the sample.
+func TestDecodeTimestamps(t *testing.T) {
+	when := time.UnixMilli(1700000000123)
+	in := dashboardtest.Exposition([]dashboardtest.Series{{Reporter: "source", SourceWorkload: "a", SourceNamespace: "ns",
+		DestinationWorkload: "b", DestinationNamespace: "ns", DestinationService: "b.ns.svc.cluster.local", ResponseCode: 200, Requests: 2, DurationMs: 3}}, 5, when)
+	s, at, err := decodeSample(strings.NewReader(in), expfmt.NewFormat(expfmt.TypeTextPlain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !at.Equal(when) || len(s) != 1 {
+		t.Fatalf("timestamp %v (want %v), %d flows", at, when, len(s))
+	}
+	for _, c := range s {
+		if c.requests != 10 || c.buckets[5] != 10 || c.buckets[1] != 0 {
+			t.Fatalf("%+v", c)
+		}
 	}
 }
 
@@ -136,7 +159,7 @@ func TestScrapeErrors(t *testing.T) {
 		{"/garbage", "parsing the Prometheus exposition"},
 	}
 	for _, tt := range tests {
-		_, err := scrape(context.Background(), srv.Client(), srv.URL+tt.path)
+		_, _, err := scrape(context.Background(), srv.Client(), srv.URL+tt.path)
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.path) {
 			t.Errorf("%s: error %v, want one naming the URL and %q", tt.path, err, tt.want)
 		}
@@ -198,11 +221,11 @@ func FuzzDecodeSample(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
-	f.Add([]byte(dashboardtest.Exposition([]dashboardtest.Series{{Reporter: "destination", SourceWorkload: "a", SourceNamespace: "ns", DestinationWorkload: "b", DestinationNamespace: "ns", DestinationService: "b.ns.svc.cluster.local", ResponseCode: 200, Requests: 3, DurationMs: 7}}, 1)))
+	f.Add([]byte(dashboardtest.Exposition([]dashboardtest.Series{{Reporter: "destination", SourceWorkload: "a", SourceNamespace: "ns", DestinationWorkload: "b", DestinationNamespace: "ns", DestinationService: "b.ns.svc.cluster.local", ResponseCode: 200, Requests: 3, DurationMs: 7}}, 1, time.UnixMilli(1700000000000))))
 	f.Add([]byte("istio_requests_total 1\n"))
 	f.Add([]byte("# TYPE istio_request_duration_milliseconds histogram\nistio_request_duration_milliseconds_bucket{le=\"+Inf\"} NaN\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s, err := decodeSample(bytes.NewReader(in), expfmt.NewFormat(expfmt.TypeTextPlain))
+		s, _, err := decodeSample(bytes.NewReader(in), expfmt.NewFormat(expfmt.TypeTextPlain))
 		if err != nil {
 			return
 		}

@@ -96,6 +96,14 @@
     return cols;
   }
 
+  // bezier is the point at t of a cubic Bézier curve.
+  function bezier(p0, p1, p2, p3, t) {
+    var u = 1 - t;
+    return [0, 1].map(function (i) {
+      return u * u * u * p0[i] + 3 * u * u * t * p1[i] + 3 * u * t * t * p2[i] + t * t * t * p3[i];
+    });
+  }
+
   function renderGraph(v) {
     var box = document.getElementById("graph");
     var nodes = v.nodes.slice(), edges = v.edges;
@@ -106,7 +114,7 @@
     var cols = layout(nodes, edges);
     var vertical = box.clientWidth < 640;
     var maxRows = Math.max.apply(null, cols.map(function (c) { return c.length; }));
-    var gapL = vertical ? 150 : 300, gapR = vertical ? 130 : 96, pad = vertical ? 70 : 110;
+    var gapL = vertical ? 170 : 300, gapR = vertical ? 130 : 96, pad = vertical ? 70 : 110;
     var pos = {};
     cols.forEach(function (col, ci) {
       col.forEach(function (n, ri) {
@@ -119,12 +127,16 @@
     var svg = sv("svg", { viewBox: "0 0 " + w + " " + h, width: w, height: h, role: "img",
       "aria-label": "service graph" });
     svg.appendChild(sv("defs", {}, ["ok", "warn", "bad", "idle"].map(function (k) {
-      return sv("marker", { id: "arrow-" + k, viewBox: "0 0 10 10", refX: 10, refY: 5,
-        markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+      return sv("marker", { id: "arrow-" + k, viewBox: "0 0 10 10", refX: 9, refY: 5,
+        markerUnits: "userSpaceOnUse", markerWidth: 11, markerHeight: 11, orient: "auto-start-reverse" },
         [sv("path", { d: "M0,0 L10,5 L0,10 z", "class": "arrowhead-" + k,
           fill: { ok: "#2f9e44", warn: "#e8a317", bad: "#d9480f", idle: "#adb5bd" }[k] })]);
     })));
-    var R = 20;
+    var R = 20, outs = {}, ins = {};
+    edges.forEach(function (e) {
+      outs[e.from] = (outs[e.from] || 0) + 1;
+      ins[e.to] = (ins[e.to] || 0) + 1;
+    });
     edges.forEach(function (e) {
       var a = pos[e.from], b = pos[e.to];
       if (!a || !b) return;
@@ -141,8 +153,28 @@
         sv("title", { text: e.from + " → " + e.to })
       ]);
       if (e.traffic) {
-        var mx = (sx + tx) / 2, my = (sy + ty) / 2 - 8;
-        g.appendChild(sv("text", { x: mx, y: my, "text-anchor": "middle", "class": "edge-label", text: edgeLabel(e) }));
+        // The label sits where the edge is furthest from its siblings:
+        // near the source when several edges converge on the target,
+        // near the target when several leave the source.
+        // (Vertically the names sit under the nodes: the middle it is.)
+        var t = 0.5;
+        if (!vertical && (ins[e.to] || 0) > 1 && (outs[e.from] || 0) <= 1) t = 0.3;
+        else if (!vertical && (outs[e.from] || 0) > 1 && (ins[e.to] || 0) <= 1) t = 0.7;
+        var p = bezier([sx, sy], c1, c2, [tx, ty], t);
+        var lines = vertical ? [fmtRate(e.rps) + " rps · " + fmtPct(e.error_rate),
+          "p99 " + fmtMs(e.p99_ms)] : [edgeLabel(e)];
+        // Vertically, labels grow away from the graph's centre line, so
+        // that two edges meeting at one node keep theirs apart.
+        var anchor = "middle", lx = p[0];
+        if (vertical) {
+          anchor = p[0] < w / 2 ? "end" : "start";
+          lx += anchor === "end" ? -6 : 6;
+        }
+        var label = sv("text", { x: lx, y: p[1] - (vertical ? 8 : 6), "text-anchor": anchor, "class": "edge-label" });
+        lines.forEach(function (l, i) {
+          label.appendChild(sv("tspan", { x: lx, dy: i ? "1.2em" : 0, text: l }));
+        });
+        g.appendChild(label);
       }
       svg.appendChild(g);
     });
@@ -255,10 +287,14 @@
     document.getElementById("services").replaceChildren.apply(document.getElementById("services"),
       v.services.length ? v.services.map(serviceCard) : [el("p", { "class": "muted", text: "No services." })]);
     var types = ["CDS", "LDS", "EDS", "RDS", "SDS"];
-    document.getElementById("proxies").replaceChildren(table(["proxy", "workload", "state"].concat(types),
+    document.getElementById("proxies").replaceChildren(table(["proxy", "ip", "state"].concat(types),
       v.proxies.map(function (p) {
-        var id = el("span", { "class": "mono", text: p.id, title: p.nack || "" });
-        return [id, p.namespace + "/" + p.workload, pill(p.state)].concat(types.map(function (t) {
+        // Istio's proxy name: the id's NAME.NAMESPACE part; the whole id
+        // (and a NACK's message) on hover.
+        var parts = p.id.split("~");
+        var id = el("span", { "class": "mono", text: parts.length === 4 ? parts[2] : p.id,
+          title: p.id + (p.nack ? "\nNACK: " + p.nack : "") });
+        return [id, p.ip || "–", pill(p.state)].concat(types.map(function (t) {
           return p.types[t] ? pill(p.types[t]) : "–";
         }));
       })));

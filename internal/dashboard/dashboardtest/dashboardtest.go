@@ -86,14 +86,19 @@ func (s Series) labels() string {
 
 // Exposition renders the series as a sidecar's Prometheus text, with
 // counts multiplied by scale, and some of Envoy's own stats around them
-// (a scraper must skip what it does not read).
-func Exposition(series []Series, scale float64) string {
+// (a scraper must skip what it does not read). A non-zero at stamps the
+// Istio samples (Envoy's own output has no timestamps).
+func Exposition(series []Series, scale float64, at time.Time) string {
+	ts := ""
+	if !at.IsZero() {
+		ts = " " + strconv.FormatInt(at.UnixMilli(), 10)
+	}
 	var b strings.Builder
 	b.WriteString("# TYPE envoy_cluster_upstream_rq_total counter\n")
 	b.WriteString(`envoy_cluster_upstream_rq_total{cluster_name="xds-grpc"} 3` + "\n")
 	b.WriteString("# TYPE istio_requests_total counter\n")
 	for _, s := range series {
-		fmt.Fprintf(&b, "istio_requests_total{%s} %s\n", s.labels(), num(s.Requests*scale))
+		fmt.Fprintf(&b, "istio_requests_total{%s} %s%s\n", s.labels(), num(s.Requests*scale), ts)
 	}
 	b.WriteString("# TYPE istio_request_duration_milliseconds histogram\n")
 	for _, s := range series {
@@ -104,11 +109,11 @@ func Exposition(series []Series, scale float64) string {
 			if s.DurationMs <= le {
 				c = n
 			}
-			fmt.Fprintf(&b, "istio_request_duration_milliseconds_bucket{%s,le=%q} %s\n", l, num(le), num(c))
+			fmt.Fprintf(&b, "istio_request_duration_milliseconds_bucket{%s,le=%q} %s%s\n", l, num(le), num(c), ts)
 		}
-		fmt.Fprintf(&b, "istio_request_duration_milliseconds_bucket{%s,le=\"+Inf\"} %s\n", l, num(n))
-		fmt.Fprintf(&b, "istio_request_duration_milliseconds_sum{%s} %s\n", l, num(n*s.DurationMs))
-		fmt.Fprintf(&b, "istio_request_duration_milliseconds_count{%s} %s\n", l, num(n))
+		fmt.Fprintf(&b, "istio_request_duration_milliseconds_bucket{%s,le=\"+Inf\"} %s%s\n", l, num(n), ts)
+		fmt.Fprintf(&b, "istio_request_duration_milliseconds_sum{%s} %s%s\n", l, num(n*s.DurationMs), ts)
+		fmt.Fprintf(&b, "istio_request_duration_milliseconds_count{%s} %s%s\n", l, num(n), ts)
 	}
 	b.WriteString("# TYPE envoy_server_live gauge\nenvoy_server_live{} 1\n")
 	return b.String()
@@ -118,12 +123,15 @@ func num(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 // Server is a sidecar metrics endpoint on loopback whose counters grow
 // steadily: each series' values are its Requests times the seconds since
-// the server started, so a scraper must find exactly Requests per second,
-// whenever it scrapes.
+// the server started, so a scraper must find Requests per second whenever
+// it scrapes. With Timestamps the samples carry the time they were
+// rendered at, and the rate is exact; without (as Envoy), the scraper's
+// own clock adds the jitter of each request's latency.
 type Server struct {
-	ln    net.Listener
-	srv   *http.Server
-	start time.Time
+	ln         net.Listener
+	srv        *http.Server
+	start      time.Time
+	timestamps bool
 
 	mu     sync.Mutex
 	series []Series
@@ -131,13 +139,14 @@ type Server struct {
 }
 
 // NewServer serves series on 127.0.0.1 (a port the kernel picks) at
-// /stats/prometheus. Close it when done.
-func NewServer(series []Series) (*Server, error) {
+// /stats/prometheus, with timestamps or not. Close it when done.
+func NewServer(series []Series, timestamps bool) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ln: ln, start: time.Now(), series: series}
+	// Both ends of an interval in milliseconds (see serve).
+	s := &Server{ln: ln, start: time.UnixMilli(time.Now().UnixMilli()), series: series, timestamps: timestamps}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/stats/prometheus", s.serve)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -151,7 +160,14 @@ func (s *Server) serve(w http.ResponseWriter, _ *http.Request) {
 	s.hits++
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8") // as Envoy's admin
-	_, _ = w.Write([]byte(Exposition(series, time.Since(s.start).Seconds())))
+	// Milliseconds, the exposition's timestamp resolution: the values
+	// are those of the instant the timestamp names.
+	now := time.UnixMilli(time.Now().UnixMilli())
+	var at time.Time
+	if s.timestamps {
+		at = now
+	}
+	_, _ = w.Write([]byte(Exposition(series, now.Sub(s.start).Seconds(), at)))
 }
 
 // Addr is the server's host:port.
