@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,11 +97,46 @@ func scrape(ctx context.Context, client *http.Client, url string) (sample, time.
 	if format == expfmt.FmtUnknown {
 		format = expfmt.NewFormat(expfmt.TypeTextPlain)
 	}
-	s, at, err := decodeSample(io.LimitReader(resp.Body, maxScrapeBytes), format)
+	body := io.Reader(io.LimitReader(resp.Body, maxScrapeBytes))
+	if format.FormatType() == expfmt.TypeTextPlain {
+		if body, err = istioLines(body); err != nil {
+			return nil, time.Time{}, fmt.Errorf("GET %s: %w", url, err)
+		}
+	}
+	s, at, err := decodeSample(body, format)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return s, at, nil
+}
+
+// maxLine bounds one exposition line (Istio's series are about 1 KiB).
+const maxLine = 1 << 20
+
+// istioLines keeps the lines of a text exposition that belong to the
+// families the dashboard reads (samples, # TYPE and # HELP), so that the
+// Prometheus parser does not build the thousands of Envoy series a
+// sidecar in a large mesh also exposes. The parser still reads every
+// line kept; nothing is parsed by hand.
+func istioLines(r io.Reader) (io.Reader, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	var out bytes.Buffer
+	for sc.Scan() {
+		line := sc.Bytes()
+		name := line
+		if len(line) > 0 && line[0] == '#' {
+			name = bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("# TYPE ")), []byte("# HELP "))
+		}
+		if bytes.HasPrefix(name, []byte(metricRequests)) || bytes.HasPrefix(name, []byte(metricDuration)) {
+			out.Write(line)
+			out.WriteByte('\n')
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the Prometheus exposition: %w", err)
+	}
+	return &out, nil
 }
 
 // decodeSample parses an exposition and keeps the Istio request metrics

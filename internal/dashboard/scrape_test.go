@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"context"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -142,6 +143,37 @@ func TestDecodeTimestamps(t *testing.T) {
 	}
 }
 
+// TestIstioLines: the filter keeps exactly the Istio families, and what it
+// keeps decodes as the whole exposition does.
+func TestIstioLines(t *testing.T) {
+	text := noisyExposition(3, 100)
+	r, err := istioLines(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := io.ReadAll(r)
+	if strings.Contains(string(kept), "envoy_") || strings.Count(string(kept), "\nistio_requests_total{") != 3 || !strings.HasPrefix(string(kept), "# TYPE istio_requests_total counter\n") {
+		t.Fatalf("kept:\n%s", kept)
+	}
+	all, _, err := decodeSample(strings.NewReader(text), expfmt.NewFormat(expfmt.TypeTextPlain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filtered, _, err := decodeSample(bytes.NewReader(kept), expfmt.NewFormat(expfmt.TypeTextPlain))
+	if err != nil || len(filtered) != 3 || len(all) != 3 {
+		t.Fatalf("filtered %d flows, all %d: %v", len(filtered), len(all), err)
+	}
+	for k, c := range all {
+		if f := filtered[k]; f == nil || f.requests != c.requests || len(f.buckets) != len(c.buckets) {
+			t.Errorf("flow %+v: %+v, want %+v", k, f, c)
+		}
+	}
+	// A line over the limit is an error, not a silent cut.
+	if _, err := istioLines(strings.NewReader("istio_requests_total{a=\"" + strings.Repeat("x", maxLine) + "\"} 1\n")); err == nil {
+		t.Error("an over-long line was accepted")
+	}
+}
+
 // TestScrapeErrors: failures name the URL and the cause.
 func TestScrapeErrors(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -225,7 +257,12 @@ func FuzzDecodeSample(f *testing.F) {
 	f.Add([]byte("istio_requests_total 1\n"))
 	f.Add([]byte("# TYPE istio_request_duration_milliseconds histogram\nistio_request_duration_milliseconds_bucket{le=\"+Inf\"} NaN\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s, _, err := decodeSample(bytes.NewReader(in), expfmt.NewFormat(expfmt.TypeTextPlain))
+		// As scrape reads text: the line filter, then the parser.
+		r, err := istioLines(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		s, _, err := decodeSample(r, expfmt.NewFormat(expfmt.TypeTextPlain))
 		if err != nil {
 			return
 		}
