@@ -12,7 +12,7 @@ import (
 
 // View is everything the page shows, as /dashboard/api/mesh serves it.
 type View struct {
-	Generated       time.Time `json:"generated"`
+	Generated       time.Time `json:"generated,omitzero"`
 	SnapshotVersion string    `json:"snapshot_version"`
 	// Window is the span the rates are computed over, in seconds.
 	Window float64 `json:"window_seconds"`

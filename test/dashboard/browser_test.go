@@ -164,6 +164,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	shot(t, tctx, "dashboard-laptop.png", chromedp.FullScreenshot(100))
 
+	// Clicking a workload brings up the card of the service it serves.
+	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.querySelector('g.node[data-id="workload:default/hello-v2"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(`(document.querySelector('.svc.focus') || {}).dataset?.host === 'hello.default.svc.cluster.local'`); err != nil {
+		t.Fatalf("clicking hello-v2 did not focus hello's card: %v", err)
+	}
+
 	// A phone: the graph turns vertical to fit, nothing overflows the
 	// screen's width.
 	if err := chromedp.Do(tctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch)); err != nil {
