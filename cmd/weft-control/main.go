@@ -35,6 +35,7 @@ import (
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/controlplane"
+	"github.com/weftmesh/weft/internal/dashboard"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -52,6 +53,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	var meshFile string
 	fs.StringVar(&meshFile, "mesh-config", "", "Istio mesh configuration (MeshConfig YAML, as under the istio ConfigMap's \"mesh\" key): extensionProviders, defaultProviders, accessLogFile, enableTracing, defaultConfig.tracing; default: Istio's defaults")
+	fs.IntVar(&o.Dashboard.Port, "proxy-metrics-port", dashboard.DefaultMetricsPort, "port of the proxies' Istio metrics (/stats/prometheus), scraped for the dashboard at each proxy's IP (node metadata WEFT_METRICS_ADDRESS overrides)")
+	fs.DurationVar(&o.Dashboard.Interval, "dashboard-scrape-interval", dashboard.DefaultInterval, "how often the dashboard scrapes the proxies' metrics")
 	caDir, caDirErr := ca.DefaultDir()
 	fs.StringVar(&o.SecureAddress, "secure-address", controlplane.DefaultSecureAddress, `address of the TLS gRPC server with the CA (IstioCertificateService) and ADS; "" turns it and the CA off`)
 	fs.StringVar(&o.CA.Dir, "ca-dir", caDir, "CA directory: the generated root (root-cert.pem, root-key.pem) and the bootstrap token key (token-key)")

@@ -54,5 +54,6 @@ func newRootCommand(s streams) *cobra.Command {
 	root.AddCommand(newTokenCommand(s))
 	root.AddCommand(newProxyStatusCommand(s))
 	root.AddCommand(newProxyConfigCommand(s))
+	root.AddCommand(newDashboardCommand(s))
 	return root
 }

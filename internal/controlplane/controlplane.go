@@ -27,6 +27,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/dashboard"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/registry"
 	"github.com/weftmesh/weft/internal/translate"
@@ -39,8 +40,8 @@ type Options struct {
 	ConfigDir string
 	// XDSAddress is where ADS is served (default 127.0.0.1:15010).
 	XDSAddress string
-	// HTTPAddress serves /debug/syncz, /debug/configz, /metrics and /ready
-	// (default 127.0.0.1:15014).
+	// HTTPAddress serves /debug/syncz, /debug/configz, /metrics, /ready
+	// and the dashboard, /dashboard/ (default 127.0.0.1:15014).
 	HTTPAddress string
 	// Debounce is how long the configuration directory must stay quiet
 	// before it is reloaded and pushed (default 100 ms): an editor's or a
@@ -58,8 +59,11 @@ type Options struct {
 	SecureAddress string
 	// CA configures the mesh CA when SecureAddress is set (CA.Dir is then
 	// required; CA.Logger defaults to Logger).
-	CA     ca.Options
-	Logger *slog.Logger
+	CA ca.Options
+	// Dashboard configures how the dashboard (/dashboard/ on HTTPAddress)
+	// scrapes the proxies' Istio metrics (defaults: every 5 s, port 15090).
+	Dashboard dashboard.ScrapeOptions
+	Logger    *slog.Logger
 	// ID names this instance in /debug/syncz and `weft proxy-status`
 	// (Istio's ISTIOD column); default "weft-control-" and the host name.
 	ID string
@@ -87,6 +91,7 @@ type ControlPlane struct {
 	http   *http.Server
 	ca     *ca.CA        // nil without SecureAddress
 	secure *secureServer // nil without SecureAddress
+	dash   *dashboard.Dashboard
 
 	metrics *metrics
 	pushes  chan struct{}
@@ -146,6 +151,9 @@ func New(o Options) (*ControlPlane, error) {
 		return nil, err
 	}
 	c.metrics = newMetrics(c.xds.Registry())
+	if c.dash, err = c.newDashboard(); err != nil {
+		return nil, err
+	}
 	c.watcher, err = config.NewWatcher(config.WatcherOptions{
 		Dir:      o.ConfigDir,
 		Debounce: o.Debounce,
@@ -182,6 +190,7 @@ func New(o Options) (*ControlPlane, error) {
 	mux := http.NewServeMux()
 	c.xds.Mount(mux, c.configz)
 	mux.HandleFunc("/ready", c.handleReady)
+	c.dash.Mount(mux)
 	// Go's profiles, as istiod serves them on its debug port: this port
 	// binds to loopback unless configured otherwise.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -254,6 +263,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		go func() { errc <- c.secure.serve(ctx) }()
 	}
 	go c.pushLoop(ctx)
+	go c.dash.Run(ctx)
 	go c.trimLoop(ctx)
 	c.log.Info("weft-control serving", "xds", c.XDSAddr().String(), "http", c.HTTPAddr().String(), "config", c.o.ConfigDir)
 	if c.secure != nil {

@@ -1,0 +1,168 @@
+// Package dashboard tests weft-control's dashboard in a real headless
+// Chromium: a control plane running in process over a small mesh, fake
+// proxies connected over ADS whose Istio metrics endpoints are loopback
+// servers in Istio's format, and the page driven through the Chrome
+// DevTools protocol.
+package dashboard
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/internal/controlplane"
+	dash "github.com/weftmesh/weft/internal/dashboard"
+	"github.com/weftmesh/weft/internal/dashboard/dashboardtest"
+	"github.com/weftmesh/weft/internal/xds/xdstest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// meshConfig is the hello service of examples/mesh (two versions, subsets,
+// a weighted VirtualService) plus a VirtualService that is rejected, so
+// that the page has a configuration problem to show.
+const meshConfig = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: hello, namespace: default}
+spec:
+  hosts: [hello.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 8080, name: http, protocol: HTTP}
+  workloadSelector:
+    labels: {app: hello}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: hello-v1, namespace: default}
+spec:
+  address: 127.0.0.4
+  ports: {http: 8081}
+  labels: {app: hello, version: v1}
+  serviceAccount: hello
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: hello-v2, namespace: default}
+spec:
+  address: 127.0.0.5
+  ports: {http: 8082}
+  labels: {app: hello, version: v2}
+  serviceAccount: hello
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: hello, namespace: default}
+spec:
+  host: hello.default.svc.cluster.local
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: hello, namespace: default}
+spec:
+  hosts: [hello.default.svc.cluster.local]
+  http:
+  - match:
+    - headers:
+        x-canary: {exact: "yes"}
+    route:
+    - destination: {host: hello.default.svc.cluster.local, subset: v2}
+  - route:
+    - destination: {host: hello.default.svc.cluster.local, subset: v1}
+      weight: 90
+    - destination: {host: hello.default.svc.cluster.local, subset: v2}
+      weight: 10
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: broken, namespace: default}
+spec:
+  hosts: [hello.default.svc.cluster.local]
+  http:
+  - route:
+    - destination: {host: hello.default.svc.cluster.local, subset: v3}
+`
+
+// startControlPlane runs weft-control over meshConfig with a fast scrape.
+func startControlPlane(t *testing.T) *controlplane.ControlPlane {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hello.yaml"), []byte(meshConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := controlplane.New(controlplane.Options{
+		ConfigDir: dir, XDSAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0", Logger: quiet,
+		Dashboard: dash.ScrapeOptions{Interval: 250 * time.Millisecond, Window: 5 * time.Second, Timeout: 5 * time.Second},
+	})
+	if err != nil {
+		t.Fatalf("controlplane.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cp.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("weft-control: %v", err)
+		}
+	})
+	return cp
+}
+
+// fakeProxy is a proxy connected over ADS (ACKing like Envoy) whose
+// metrics endpoint serves series.
+type fakeProxy struct {
+	id      string
+	metrics *dashboardtest.Server
+}
+
+// connectProxy connects a sidecar for workload name at ip, its metrics
+// endpoint announced in node metadata WEFT_METRICS_ADDRESS, and waits
+// until it has its configuration.
+func connectProxy(t *testing.T, cp *controlplane.ControlPlane, name, ip string, labels map[string]string, series []dashboardtest.Series) *fakeProxy {
+	t.Helper()
+	// Timestamped samples: the rates the page shows are exact.
+	m, err := dashboardtest.NewServer(series, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	id := "sidecar~" + ip + "~" + name + "-1.default~default.svc.cluster.local"
+	node := xdstest.NodeFor(id, labels, map[string]string{
+		"NAMESPACE": "default", "WORKLOAD_NAME": name, dash.MetaMetricsAddress: m.Addr(),
+		// Outbound listener on a free port: several sidecars on one machine.
+		"HTTP_PROXY_PORT": "0",
+	})
+	ads, err := xdstest.NewADS(xdstest.Options{Address: cp.XDSAddr().String(), Node: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ads.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ads.WaitSynced(ctx); err != nil {
+		t.Fatalf("proxy %s: %v", name, err)
+	}
+	return &fakeProxy{id: id, metrics: m}
+}
+
+// call is a sleep → hello request series as a reporter saw it.
+func call(reporter, src, dst string, code int, rps, ms float64) dashboardtest.Series {
+	srcNS := "default"
+	if src == "unknown" {
+		srcNS = "unknown"
+	}
+	return dashboardtest.Series{
+		Reporter: reporter, SourceWorkload: src, SourceNamespace: srcNS,
+		DestinationWorkload: dst, DestinationNamespace: "default",
+		DestinationService: "hello.default.svc.cluster.local", ResponseCode: code, Requests: rps, DurationMs: ms,
+	}
+}
