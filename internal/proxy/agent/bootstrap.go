@@ -73,6 +73,9 @@ const (
 	// metaAdminAddress is the admin's ip:port, for `weft proxy-config`
 	// (a weft extension; model.MetaAdminAddress).
 	metaAdminAddress = "WEFT_ADMIN_ADDRESS"
+	// metaMetricsAddress is the Prometheus listener's ip:port (a weft
+	// extension; dashboard.MetaMetricsAddress).
+	metaMetricsAddress = "WEFT_METRICS_ADDRESS"
 )
 
 // Static clusters, Istio's names: the control plane, and the agent's SDS
@@ -121,6 +124,9 @@ func (o *Options) metadata() (*structpb.Struct, error) {
 	if a := o.reachableAdmin(); a != "" {
 		fields[metaAdminAddress] = a
 	}
+	// Where the Istio metrics are served, for weft-control's dashboard
+	// (which otherwise scrapes IP:15090).
+	set(metaMetricsAddress, o.MetricsAddress)
 	return structpb.NewStruct(fields)
 }
 
