@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"sync"
@@ -147,16 +148,34 @@ func (c *collector) targets() []target {
 		if p.Proxyless {
 			continue
 		}
-		addr := p.Metadata[MetaMetricsAddress]
+		addr := metricsAddr(p.Metadata[MetaMetricsAddress], p.IP(), c.o.Port)
 		if addr == "" {
-			if p.IP() == "" {
-				continue
-			}
-			addr = net.JoinHostPort(p.IP(), strconv.Itoa(c.o.Port))
+			continue
 		}
 		out = append(out, target{proxy: p.ID, addr: addr})
 	}
 	return out
+}
+
+// metricsAddr is where a proxy's metrics are scraped: the node metadata's
+// address (WEFT_METRICS_ADDRESS) when set, with the proxy's IP in place of
+// an unspecified host (a listener on 0.0.0.0:15090, Istio's own address,
+// is reached at the proxy's IP), else IP:port; "" when neither is known.
+func metricsAddr(meta, ip string, port int) string {
+	if meta == "" {
+		if ip == "" {
+			return ""
+		}
+		return net.JoinHostPort(ip, strconv.Itoa(port))
+	}
+	host, p, err := net.SplitHostPort(meta)
+	if err != nil || ip == "" {
+		return meta
+	}
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
+		return net.JoinHostPort(ip, p)
+	}
+	return meta
 }
 
 // round scrapes every target once and publishes the new rates.

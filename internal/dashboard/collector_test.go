@@ -151,3 +151,26 @@ func TestCollectorForgetsGoneProxies(t *testing.T) {
 		t.Fatalf("%d scrapes, want 2", srv.Hits())
 	}
 }
+
+// TestMetricsAddr: the node metadata's address wins; an unspecified host
+// there (a sidecar's metrics listener on 0.0.0.0 or [::]) is reached at
+// the proxy's IP; without metadata, the proxy's IP and the default port.
+func TestMetricsAddr(t *testing.T) {
+	for _, tt := range []struct {
+		meta, ip, want string
+	}{
+		{"", "10.0.0.7", "10.0.0.7:15090"},
+		{"", "fd00::7", "[fd00::7]:15090"},
+		{"", "", ""},
+		{"127.0.62.2:15090", "10.0.0.7", "127.0.62.2:15090"},
+		{"0.0.0.0:15090", "10.0.0.7", "10.0.0.7:15090"},
+		{"[::]:15090", "fd00::7", "[fd00::7]:15090"},
+		{":15090", "10.0.0.7", "10.0.0.7:15090"},
+		{"0.0.0.0:15090", "", "0.0.0.0:15090"},
+		{"metrics.local:9090", "10.0.0.7", "metrics.local:9090"},
+	} {
+		if got := metricsAddr(tt.meta, tt.ip, DefaultMetricsPort); got != tt.want {
+			t.Errorf("metricsAddr(%q, %q) = %q, want %q", tt.meta, tt.ip, got, tt.want)
+		}
+	}
+}

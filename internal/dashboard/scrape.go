@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -251,10 +252,28 @@ func keyOf(l map[string]string) flowKey {
 		Reporter:     get(labelReporter),
 		SrcWorkload:  get(labelSrcWorkload),
 		SrcNamespace: get(labelSrcNamespace),
-		DstService:   get(labelDstService),
+		DstService:   serviceHost(get(labelDstService)),
 		DstWorkload:  get(labelDstWorkload),
 		DstNamespace: get(labelDstNamespace),
 	}
+}
+
+// serviceHost is destination_service without a port. Istio's stats
+// label a request with its cluster's service host when the request got
+// that far, else with the Host header as sent ("hello.default.svc
+// .cluster.local:8080": requests a fault aborted, which weft-proxy, unlike
+// Envoy, labels before the router picks the cluster); both name the same
+// service node. A value with a colon that is not host:port (an IPv6
+// address) is kept.
+func serviceHost(v string) string {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" || port == "" {
+		return v
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return v
+	}
+	return host
 }
 
 // isError says whether a series counts failed requests, as Kiali's graph

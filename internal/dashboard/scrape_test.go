@@ -15,6 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/weftmesh/weft/internal/dashboard/dashboardtest"
 )
@@ -273,4 +276,40 @@ func FuzzDecodeSample(f *testing.F) {
 			_, _ = quantile(0.99, c.buckets)
 		}
 	})
+}
+
+// TestServiceHost: destination_service from a Host header (with a port)
+// names the same service as the cluster's host; other values are kept.
+func TestServiceHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"hello.default.svc.cluster.local:8080": "hello.default.svc.cluster.local",
+		"hello.default.svc.cluster.local":      "hello.default.svc.cluster.local",
+		"[fd00::1]:80":                         "fd00::1",
+		"fd00::1":                              "fd00::1",
+		"api.example.com:https":                "api.example.com:https",
+		"unknown":                              "unknown",
+		"PassthroughCluster":                   "PassthroughCluster",
+	} {
+		if got := serviceHost(in); got != want {
+			t.Errorf("serviceHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// Both spellings of one flow add up.
+	s := sample{}
+	mf := &dto.MetricFamily{Name: proto.String(metricRequests), Type: dto.MetricType_COUNTER.Enum()}
+	for _, host := range []string{"hello.default.svc.cluster.local", "hello.default.svc.cluster.local:8080"} {
+		mf.Metric = append(mf.Metric, &dto.Metric{Label: []*dto.LabelPair{
+			{Name: proto.String(labelReporter), Value: proto.String("source")},
+			{Name: proto.String(labelDstService), Value: proto.String(host)},
+		}, Counter: &dto.Counter{Value: proto.Float64(3)}})
+	}
+	addRequests(s, mf)
+	if len(s) != 1 {
+		t.Fatalf("%d flows, want 1: %v", len(s), s)
+	}
+	for k, c := range s {
+		if k.DstService != "hello.default.svc.cluster.local" || c.requests != 6 {
+			t.Errorf("flow %+v: %v requests, want hello.default.svc.cluster.local with 6", k, c.requests)
+		}
+	}
 }

@@ -84,7 +84,11 @@ func (s *scope) inbound(p *model.Proxy) perProxy {
 			continue
 		}
 		out.listeners = append(out.listeners, hash(listenerName(ip.bind, ip.port), s.withAccessLogs(l, telemetry.WorkloadMode_SERVER))) // accesslog.go
-		out.clusters = append(out.clusters, hash(cluster, inboundClusterFor(ip, cluster)))
+		c := inboundClusterFor(ip, cluster)
+		if svcs := s.st.inboundServices(p, ip.port); len(svcs) > 0 {
+			c.Metadata = clusterServiceMetadata(svcs...) // stats.go
+		}
+		out.clusters = append(out.clusters, hash(cluster, c))
 	}
 	return out
 }

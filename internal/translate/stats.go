@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 
 	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
@@ -30,7 +32,8 @@ import (
 //     additions: Istio's endpoint encoding has none), and outbound clusters
 //     filter_metadata.istio.services [{host, name, namespace}], as Istio's
 //     cluster builder sets them, so that the client side fills
-//     destination_*.
+//     destination_*; inbound clusters list the services the workload
+//     serves on their port, so that the server side does too.
 const (
 	statsFilterName  = "istio.stats"
 	statsConfigType  = "type.googleapis.com/stats.PluginConfig"
@@ -96,17 +99,47 @@ func endpointMetadata(ep *model.Endpoint) *corev3.Metadata {
 }
 
 // clusterServiceMetadata is Istio's filter_metadata.istio.services of a
-// service's cluster.
-func clusterServiceMetadata(svc *model.Service) *corev3.Metadata {
-	name, _, _ := strings.Cut(svc.Hostname, ".")
-	service := structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-		"host":      structpb.NewStringValue(svc.Hostname),
-		"name":      structpb.NewStringValue(name),
-		"namespace": structpb.NewStringValue(svc.Namespace),
-	}})
+// cluster: the service of an outbound cluster, the services a workload
+// serves on the port of an inbound cluster.
+func clusterServiceMetadata(svcs ...*model.Service) *corev3.Metadata {
+	list := make([]*structpb.Value, 0, len(svcs))
+	for _, svc := range svcs {
+		name, _, _ := strings.Cut(svc.Hostname, ".")
+		list = append(list, structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"host":      structpb.NewStringValue(svc.Hostname),
+			"name":      structpb.NewStringValue(name),
+			"namespace": structpb.NewStringValue(svc.Namespace),
+		}}))
+	}
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{istioMetadataKey: {Fields: map[string]*structpb.Value{
-		"services": structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{service}}),
+		"services": structpb.NewListValue(&structpb.ListValue{Values: list}),
 	}}}}
+}
+
+// inboundServices are the services proxy p serves on port, ordered by
+// host: the inbound cluster's filter_metadata.istio.services, as Istio's
+// cluster builder (addTelemetryMetadata) lists every service whose target
+// port is the inbound cluster's. The destination side's istio.stats reads
+// destination_service from it (Istio disables the Host header fallback
+// inbound), so requests from outside the mesh are labelled with the
+// service too.
+func (st *snapState) inboundServices(p *model.Proxy, port uint32) []*model.Service {
+	var out []*model.Service
+	for _, in := range st.instancesOf(p) {
+		if slices.Contains(out, in.svc) {
+			continue
+		}
+		for _, sp := range in.svc.Ports {
+			if in.ep.PortFor(sp) == port {
+				out = append(out, in.svc)
+				break
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *model.Service) int {
+		return cmp.Or(cmp.Compare(a.Hostname, b.Hostname), cmp.Compare(a.Namespace, b.Namespace))
+	})
+	return out
 }
 
 func firstNonEmpty(vs ...string) string {

@@ -17,8 +17,8 @@ import (
 	"github.com/weftmesh/weft/internal/dashboard/dashboardtest"
 )
 
-// updateScreenshots rewrites the screenshots in docs/:
-// go test ./test/dashboard -run TestDashboardInBrowser -update-screenshots
+// updateScreenshots rewrites the screenshots in docs/ from the real mesh:
+// go test ./test/dashboard -run TestDashboardRealMesh -update-screenshots
 var updateScreenshots = flag.Bool("update-screenshots", false, "write docs/dashboard-laptop.png and docs/dashboard-phone.png")
 
 const helloSvc = "service:hello.default.svc.cluster.local"
@@ -162,7 +162,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if !strings.Contains(st.Problems, "VirtualService default/broken") || !strings.Contains(st.Live, "live") {
 		t.Errorf("problems %q, live %q", st.Problems, st.Live)
 	}
-	shot(t, tctx, "dashboard-laptop.png", chromedp.FullScreenshot(100))
+	shot(t, tctx, "dashboard-laptop.png", chromedp.FullScreenshot(100), false)
 
 	// Clicking a workload brings up the card of the service it serves.
 	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.querySelector('g.node[data-id="workload:default/hello-v2"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))`)); err != nil {
@@ -185,12 +185,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := poll(waitEdge("workload:default/sleep", helloSvc, 20.4)); err != nil {
 		t.Fatalf("phone: edge: %v", err)
 	}
-	shot(t, tctx, "dashboard-phone.png", chromedp.CaptureScreenshot())
+	shot(t, tctx, "dashboard-phone.png", chromedp.CaptureScreenshot(), false)
 }
 
-// shot takes a screenshot, checks it is a PNG and writes it to docs/ with
-// -update-screenshots.
-func shot(t *testing.T, ctx context.Context, name string, a chromedp.Action[[]byte]) {
+// shot takes a screenshot, checks it is a PNG and, when docs is set (the
+// real mesh's screenshots), writes it to docs/ with -update-screenshots.
+func shot(t *testing.T, ctx context.Context, name string, a chromedp.Action[[]byte], docs bool) {
 	t.Helper()
 	b, err := chromedp.Run(ctx, a)
 	if err != nil {
@@ -199,7 +199,7 @@ func shot(t *testing.T, ctx context.Context, name string, a chromedp.Action[[]by
 	if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 10_000 {
 		t.Fatalf("%s: not a PNG of a rendered page (%d bytes)", name, len(b))
 	}
-	if *updateScreenshots {
+	if docs && *updateScreenshots {
 		path := filepath.Join("..", "..", "docs", name)
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)

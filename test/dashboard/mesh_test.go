@@ -1,8 +1,11 @@
 // Package dashboard tests weft-control's dashboard in a real headless
-// Chromium: a control plane running in process over a small mesh, fake
-// proxies connected over ADS whose Istio metrics endpoints are loopback
-// servers in Istio's format, and the page driven through the Chrome
-// DevTools protocol.
+// Chromium, the page driven through the Chrome DevTools protocol: with a
+// control plane running in process over a small mesh and fake proxies
+// connected over ADS whose Istio metrics endpoints are loopback servers in
+// Istio's format (exact numbers: TestDashboardInBrowser), and with a real
+// mesh — weft-control with its CA, weft-proxy sidecars with mTLS and
+// their own metrics listeners, applications and a steady load
+// (TestDashboardRealMesh, which also takes docs/dashboard-*.png).
 package dashboard
 
 import (
