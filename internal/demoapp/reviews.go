@@ -21,8 +21,8 @@ import (
 //	  rpc GetReviews(google.protobuf.Struct) returns (google.protobuf.Struct);
 //	}
 const (
-	reviewsService    = "weft.demo.bookinfo.Reviews"
-	getReviewsMethod  = "/" + reviewsService + "/GetReviews"
+	reviewsService     = "weft.demo.bookinfo.Reviews"
+	getReviewsMethod   = "/" + reviewsService + "/GetReviews"
 	ratingsUnavailable = "Ratings service is currently unavailable"
 )
 
