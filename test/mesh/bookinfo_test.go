@@ -225,7 +225,7 @@ func TestBookinfo(t *testing.T) {
 	}
 
 	t.Run("request routing by end-user", func(t *testing.T) {
-		b.cp.write("reviews-vs.yaml", readBookinfo(t, "tasks/request-routing-jason.yaml"))
+		b.cp.write("reviews-vs.yaml", readBookinfo(t, "../bookinfo-tasks/request-routing-jason.yaml"))
 		waitRouted(t, b, "jason", "reviews-v2", "reviews-v1")
 		for i := 0; i < 20; i++ {
 			for user, want := range map[string]string{"jason": "reviews-v2", "": "reviews-v1", "alice": "reviews-v1"} {
@@ -245,7 +245,7 @@ func TestBookinfo(t *testing.T) {
 		// files that held VirtualService reviews and ratings go.
 		b.cp.remove("reviews-vs.yaml")
 		b.cp.remove("ratings.yaml")
-		b.cp.write("fault-abort.yaml", readBookinfo(t, "tasks/fault-abort.yaml"))
+		b.cp.write("fault-abort.yaml", readBookinfo(t, "../bookinfo-tasks/fault-abort.yaml"))
 		waitFor(t, "jason's ratings aborted", 10*time.Second, func() bool {
 			pr, err := b.product(t, "jason")
 			if err != nil {
