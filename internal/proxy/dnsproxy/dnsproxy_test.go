@@ -299,3 +299,20 @@ func FuzzParseQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestMissingResolvConf: without the file the local resolver is assumed
+// (glibc's and Go's default), and the file is used once it appears.
+func TestMissingResolvConf(t *testing.T) {
+	dir := t.TempDir()
+	w, err := newResolvWatcher(dir+"/resolv.conf", "53", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.get().servers; !reflect.DeepEqual(got, []string{"127.0.0.1:53", "[::1]:53"}) {
+		t.Fatalf("servers %v, want the local resolver", got)
+	}
+	writeResolvConf(t, dir, "nameserver 10.0.0.1\n")
+	waitFor(t, "the new file", 5*time.Second, func() bool {
+		return reflect.DeepEqual(w.get().servers, []string{"10.0.0.1:53"})
+	})
+}

@@ -3,7 +3,9 @@ package dnsproxy
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -73,16 +75,22 @@ type resolvWatcher struct {
 
 const checkEvery = time.Second
 
-// newResolvWatcher reads path once; a missing or unreadable file is an
-// error (the proxy could not forward anything).
+// newResolvWatcher reads path once. A missing file means the local
+// resolver (127.0.0.1 and ::1), as glibc and Go's resolver assume, until
+// the file appears; an unreadable one is an error.
 func newResolvWatcher(path, port, exclude string) (*resolvWatcher, error) {
 	w := &resolvWatcher{path: path, port: port, exclude: exclude}
 	fi, err := os.Stat(path)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		rc := parseResolvConf([]byte("nameserver 127.0.0.1\nnameserver ::1\n"), port, exclude)
+		w.cur.Store(&rc)
+	case err != nil:
 		return nil, fmt.Errorf("resolv.conf %s: %w", path, err)
-	}
-	if err := w.reread(fi); err != nil {
-		return nil, err
+	default:
+		if err := w.reread(fi); err != nil {
+			return nil, err
+		}
 	}
 	w.nextCheck.Store(time.Now().Add(checkEvery).UnixNano())
 	return w, nil
