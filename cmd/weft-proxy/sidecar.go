@@ -40,6 +40,10 @@ type sidecarOptions struct {
 	metricsAddress   string
 	httpProxyPort    string
 	httpProxyAddress string
+	// dnsAddress is the DNS proxy's ip:port ("" off), dnsResolvConf the
+	// file naming its upstream resolvers (dns.go).
+	dnsAddress    string
+	dnsResolvConf string
 	// meta holds node metadata from ISTIO_META_* variables that no flag
 	// covers (Istio passes every one of them on).
 	meta map[string]string
@@ -117,6 +121,10 @@ var sidecarFlags = []sidecarFlag{
 		func(o *sidecarOptions) *string { return &o.httpProxyPort }, nil},
 	{"http-proxy-address", "ISTIO_META_HTTP_PROXY_ADDRESS", "", "address of the outbound HTTP proxy listener (node metadata HTTP_PROXY_ADDRESS; default 127.0.0.1)",
 		func(o *sidecarOptions) *string { return &o.httpProxyAddress }, nil},
+	{"dns-address", "WEFT_DNS_ADDRESS", dnsAuto, "the DNS proxy's address, ip:port, UDP and TCP (answers the mesh's service names, forwards the rest); " + dnsAuto + " is the --ip with Istio's port 15053, empty turns it off",
+		func(o *sidecarOptions) *string { return &o.dnsAddress }, nil},
+	{"dns-resolv-conf", "WEFT_DNS_RESOLV_CONF", "/etc/resolv.conf", "the resolv.conf naming the DNS proxy's upstream resolvers and search domains",
+		func(o *sidecarOptions) *string { return &o.dnsResolvConf }, nil},
 	{"ca-address", "CA_ADDR", "", "the CA's address, host:port (default: the discovery address's host, port " + caPort + ")",
 		func(o *sidecarOptions) *string { return &o.caAddress }, nil},
 	{"ca-root", "WEFT_CA_ROOT", "", "PEM file of the mesh root that verifies the CA's server certificate; with a token it turns on certificates and SDS",
@@ -249,6 +257,9 @@ func (o *sidecarOptions) check() error {
 		}
 	}
 	if _, err := parseLabels(o.labels); err != nil {
+		return err
+	}
+	if err := o.checkDNS(); err != nil { // dns.go
 		return err
 	}
 	return o.checkSecurity()
@@ -403,7 +414,7 @@ func (o *sidecarOptions) agent() (*agent.Options, error) {
 		}
 		labels[tlsModeLabel] = "istio"
 	}
-	return &agent.Options{
+	ao := &agent.Options{
 		DiscoveryAddress: o.discoveryAddress,
 		Type:             o.proxyType,
 		IP:               o.ip,
@@ -417,7 +428,11 @@ func (o *sidecarOptions) agent() (*agent.Options, error) {
 		MetricsAddress:   o.metricsAddress,
 		Metadata:         o.meta,
 		SDSSocket:        o.sdsSocket,
-	}, nil
+	}
+	if o.dnsAddress != "" {
+		ao.EnableDNSMetadata() // dns.go
+	}
+	return ao, nil
 }
 
 // runSidecar is `weft-proxy sidecar`: it builds the bootstrap and prints
@@ -470,6 +485,14 @@ func runSidecar(args, environ []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer sec.Stop()
+	}
+	if o.dnsAddress != "" {
+		dns, err := startDNS(o, ao, log) // dns.go
+		if err != nil {
+			fmt.Fprintln(stderr, "weft-proxy sidecar:", err)
+			return 1
+		}
+		defer dns.Stop()
 	}
 	return serve(server.Options{
 		Bootstrap:   b,

@@ -206,7 +206,7 @@ func TestSidecarServes(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--drain-time-s", "1", "-l", "off"},
+		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "off"},
 			nil, &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -327,7 +327,7 @@ func TestSidecarWithCA(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--drain-time-s", "1", "-l", "debug",
+		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "debug",
 			"--ca-address", weft.Addr, "--ca-root", rootFile, "--token-file", tokenFile, "--sds-socket", socket}, nil, &stdout, &stderr)
 	}()
 	waitReady(t, admin, &stderr)

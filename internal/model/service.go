@@ -114,10 +114,19 @@ type Service struct {
 	// ("*.example.com") for ServiceEntries.
 	Hostname  string
 	Namespace string
-	// Addresses are the service's virtual IPs (may be empty).
-	Addresses  []string
-	Ports      []Port
-	Resolution Resolution
+	// Addresses are the service's virtual IPs as declared (ServiceEntry
+	// addresses; may be empty, may hold CIDRs).
+	Addresses []string
+	// AutoAllocated are the virtual IPs weft-control allocated because the
+	// service declares none (Istio's ServiceEntry auto-allocation): one
+	// IPv4 address in 240.240.0.0/16, then one IPv6 address in
+	// 2001:2::/48, both derived from a hash of namespace/hostname (see
+	// registry.AllocateAddresses). Empty when Addresses is set, for
+	// wildcard hosts and for resolution NONE. Use VirtualAddresses to get
+	// the addresses a client reaches the service on.
+	AutoAllocated []string
+	Ports         []Port
+	Resolution    Resolution
 	// MeshExternal is ServiceEntry location MESH_EXTERNAL.
 	MeshExternal bool
 	// ExportTo lists the namespaces that see the service: "*" (all, the
@@ -127,6 +136,16 @@ type Service struct {
 	Endpoints []*Endpoint
 	// Source is the object that declared the service.
 	Source config.Key
+}
+
+// VirtualAddresses returns the addresses clients reach the service on:
+// Addresses when the service declares some, else AutoAllocated (nil when
+// it has neither). The slice is shared: do not modify it.
+func (s *Service) VirtualAddresses() []string {
+	if len(s.Addresses) > 0 {
+		return s.Addresses
+	}
+	return s.AutoAllocated
 }
 
 // PortByNumber returns the service port numbered n.

@@ -38,6 +38,9 @@ const DefaultFileName = "file"
 //     DNS and DNS_ROUND_ROBIN with neither, the host itself;
 //   - a host declared by several ServiceEntries of one namespace is merged
 //     or resolved as Istio does (merge.go), with a warning.
+//   - a service with no addresses gets auto-allocated virtual IPs
+//     (AllocateAddresses, vip.go), unless its host is a wildcard or its
+//     resolution is NONE.
 //
 // The result has at most one service per (hostname, namespace), sorted by
 // hostname then namespace, endpoints sorted by address then port. It does
@@ -71,7 +74,7 @@ func FromConfig(objs []*config.Object, o FileOptions) ([]*model.Service, []*conf
 	}
 	sortServices(out)
 	sortErrors(b.errs)
-	return out, b.errs
+	return AllocateAddresses(out), b.errs // vip.go
 }
 
 type hostKey struct{ host, namespace string }

@@ -35,6 +35,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/model"
@@ -47,10 +48,14 @@ type Resources struct {
 	Routes    map[string]*routev3.RouteConfiguration
 	Clusters  map[string]*clusterv3.Cluster
 	Endpoints map[string]*endpointv3.ClusterLoadAssignment
+	// NameTables holds the proxy's name table (NDS, NameTableType) under
+	// the name "" (Istio's resource is unnamed), only for proxies whose
+	// agent runs a DNS proxy (node metadata DNS_CAPTURE); nil otherwise.
+	NameTables map[string]proto.Message
 	// Versions holds, per resource type URL (ListenerType, RouteType,
-	// ClusterType, EndpointType), a hash of that type's resources: equal
-	// content gives an equal version, so the xDS server sends a type again
-	// only when it changed.
+	// ClusterType, EndpointType, and NameTableType with NameTables), a
+	// hash of that type's resources: equal content gives an equal
+	// version, so the xDS server sends a type again only when it changed.
 	Versions map[string]string
 }
 

@@ -33,7 +33,9 @@ func (t *Translator) generate(s *model.Snapshot, p *model.Proxy) *Resources {
 	if !p.Proxyless {
 		extra.clusters = append(extra.clusters, sc.tracingClusters()...) // tracing.go
 	}
-	return assemble(out, extra)
+	r := assemble(out, extra)
+	t.addNameTable(r, sc, p) // nametable.go
+	return r
 }
 
 // warnings returns the warnings of snapshot s.

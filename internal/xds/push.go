@@ -192,7 +192,10 @@ func (s *Server) generate(snap *model.Snapshot, p *model.Proxy) (r *translate.Re
 // version: the server then computes it from the content, for every proxy
 // and push, and cannot share that type between proxies.
 func (s *Server) checkVersions(r *translate.Resources) {
-	for _, url := range typeURLs {
+	for t, url := range typeURLs {
+		if t == typeNameTable && r.NameTables == nil {
+			continue // only proxies with a DNS proxy have one
+		}
 		if r.Versions[url] == "" {
 			s.unversioned.Do(func() {
 				s.log.Warn("xds: translation gave no version for a type; computing it from the content (slower, not shared between proxies)", "type", url)

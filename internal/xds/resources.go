@@ -27,6 +27,11 @@ const (
 	typeEndpoint
 	typeListener
 	typeRoute
+	// typeNameTable is Istio's NDS name table, last: it only concerns the
+	// agent's DNS proxy. Only proxies whose node metadata says DNS_CAPTURE
+	// have one (translate.Resources.NameTables); for the others an NDS
+	// subscription waits, like one for a type weft-control does not serve.
+	typeNameTable
 	numTypes
 )
 
@@ -36,10 +41,11 @@ var typeURLs = [numTypes]string{
 	resourcev3.EndpointType,
 	resourcev3.ListenerType,
 	resourcev3.RouteType,
+	translate.NameTableType,
 }
 
 // shortNames are Istio's metric labels for the types.
-var shortNames = [numTypes]string{"cds", "eds", "lds", "rds"}
+var shortNames = [numTypes]string{"cds", "eds", "lds", "rds", "nds"}
 
 // typeIndex returns the index of a type URL, or false for a type
 // weft-control does not serve.
@@ -273,6 +279,9 @@ func (c *setCache) build(prev *nodeResources, r *translate.Resources) (*nodeReso
 }
 
 func (c *setCache) buildType(prev *nodeResources, r *translate.Resources, t int) (*typeSet, error) {
+	if t == typeNameTable && r.NameTables == nil {
+		return nil, nil // no name table for this proxy: nothing to answer
+	}
 	version := r.Versions[typeURLs[t]]
 	count := resourceCount(r, t)
 	if version == "" {
@@ -298,6 +307,8 @@ func resourceCount(r *translate.Resources, t int) int {
 		return len(r.Endpoints)
 	case typeListener:
 		return len(r.Listeners)
+	case typeNameTable:
+		return len(r.NameTables)
 	default:
 		return len(r.Routes)
 	}
@@ -311,6 +322,8 @@ func encodeType(r *translate.Resources, t int, version string) (*typeSet, error)
 		return newTypeSet(t, version, r.Endpoints)
 	case typeListener:
 		return newTypeSet(t, version, r.Listeners)
+	case typeNameTable:
+		return newTypeSet(t, version, r.NameTables)
 	default:
 		return newTypeSet(t, version, r.Routes)
 	}
