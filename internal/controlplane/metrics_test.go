@@ -159,7 +159,12 @@ func TestControlPlaneMetrics(t *testing.T) {
 	}
 	// A new service: a service-triggered push.
 	writeFile(t, dir, "svc2.yaml", strings.ReplaceAll(serviceYAML, "hello", "world"))
-	m = waitMetrics(t, cp, "the new service", func(m map[string]float64) bool { return m["pilot_services"] == 2 })
+	// The gauge and the counters are set at different moments of one
+	// reload: wait for all of them.
+	m = waitMetrics(t, cp, "the new service", func(m map[string]float64) bool {
+		return m["pilot_services"] == 2 && m[`pilot_push_triggers{type="service"}`] >= 1 &&
+			m[`pilot_k8s_cfg_events{event="add",type="ServiceEntry"}`] >= 2
+	})
 	if m[`pilot_push_triggers{type="service"}`] != 1 || m[`pilot_k8s_cfg_events{event="add",type="ServiceEntry"}`] != 2 {
 		t.Errorf("after a new ServiceEntry: service triggers %v, add events %v; want 1 and 2 (with the initial load)",
 			m[`pilot_push_triggers{type="service"}`], m[`pilot_k8s_cfg_events{event="add",type="ServiceEntry"}`])
