@@ -112,7 +112,8 @@ func TestControlPlaneMetrics(t *testing.T) {
 	writeFile(t, dir, "vs.yaml", strings.Replace(routeYAML, "%s", "5s", 1))
 	cp := startPlain(t, dir)
 	m := waitMetrics(t, cp, "the initial push", func(m map[string]float64) bool {
-		return m[`pilot_push_triggers{type="global"}`] == 1
+		return m[`pilot_push_triggers{type="global"}`] == 1 && m["pilot_pushcontext_init_seconds_count"] == 1 &&
+			m["pilot_services"] == 1 && m["pilot_virt_services"] == 1
 	})
 	for series, want := range map[string]float64{
 		"pilot_services":                         1,
@@ -140,7 +141,8 @@ func TestControlPlaneMetrics(t *testing.T) {
 	}
 	writeFile(t, dir, "vs.yaml", strings.Replace(routeYAML, "%s", "7s", 1))
 	m = waitMetrics(t, cp, "the update's push", func(m map[string]float64) bool {
-		return m["pilot_pushcontext_init_seconds_count"] == 2
+		return m["pilot_pushcontext_init_seconds_count"] == 2 && m[`pilot_push_triggers{type="config"}`] >= 1 &&
+			m[`pilot_k8s_cfg_events{event="update",type="VirtualService"}`] >= 1
 	})
 	if m[`pilot_k8s_cfg_events{event="update",type="VirtualService"}`] != 1 || m[`pilot_push_triggers{type="config"}`] != 1 {
 		t.Errorf("after an update: cfg events %v, config triggers %v; want 1 and 1",
@@ -151,7 +153,8 @@ func TestControlPlaneMetrics(t *testing.T) {
 	// once, and the problem gauge shows it.
 	writeFile(t, dir, "vs.yaml", strings.Replace(routeYAML, "%s", "5x", 1))
 	m = waitMetrics(t, cp, "the rejection", func(m map[string]float64) bool {
-		return m[`pilot_total_rejected_configs{name="default/hello",type="VirtualService"}`] == 1
+		return m[`pilot_total_rejected_configs{name="default/hello",type="VirtualService"}`] == 1 &&
+			m[`weft_config_problems{severity="error"}`] >= 1
 	})
 	if m[`weft_config_problems{severity="error"}`] != 1 || m["pilot_virt_services"] != 1 {
 		t.Errorf("after a rejected update: problems %v, virtual services %v; want 1 and 1 (the last good version)",
