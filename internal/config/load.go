@@ -49,9 +49,16 @@ func (r *LoadResult) HasErrors() bool {
 	return n > 0
 }
 
+// MeshConfigFile is the name of a directory's mesh configuration (Istio's
+// MeshConfig YAML, as weft-control's --mesh-config reads it): `weft up -f
+// DIR` reads DIR/mesh.yaml, so LoadDir leaves that one file (at the top of
+// the directory only) out of the objects.
+const MeshConfigFile = "mesh.yaml"
+
 // LoadDir reads every *.yaml, *.yml and *.json file below dir (recursively,
 // in lexical order, skipping files and directories whose name starts with
-// "." and not following symbolic links to directories), decodes every
+// "." and not following symbolic links to directories, and dir's
+// MeshConfigFile), decodes every
 // document into istio.io/api objects, validates each with Istio's rules and
 // the set with the cross-object checks. Invalid objects and documents are
 // reported in the result, never half-applied; the error is for a dir that
@@ -132,7 +139,7 @@ func (l *loader) walk(dir string) {
 			}
 			return nil
 		}
-		if d.IsDir() || !isConfigFile(d.Name()) {
+		if d.IsDir() || !isConfigFile(d.Name()) || path == filepath.Join(dir, MeshConfigFile) {
 			return nil
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
