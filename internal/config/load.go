@@ -88,16 +88,8 @@ func loadDir(dir string, cache fileCache) (*LoadResult, error) {
 // path that does not exist.
 func LoadFiles(paths ...string) (*LoadResult, error) {
 	var l loader
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		if info.IsDir() {
-			l.walk(p)
-		} else {
-			l.file(p)
-		}
+	if err := l.paths(paths); err != nil { // overlay.go
+		return nil, err
 	}
 	return l.result(), nil
 }
