@@ -6,39 +6,53 @@ import (
 	"github.com/weftmesh/weft/internal/config"
 )
 
-// SetGenerated replaces the objects generated in memory rather than read
-// from ConfigDir (weft up's ServiceEntries and WorkloadEntries, built from
-// its local manifest): every push adds them to ConfigDir's objects, an
-// object of ConfigDir winning over a generated one with the same key.
-// objs must be valid (config.NewObject) and are not modified afterwards.
-// It triggers a push (the initial one, when called before Run). Safe for
-// concurrent use.
-func (c *ControlPlane) SetGenerated(objs []*config.Object) {
-	objs = append([]*config.Object(nil), objs...)
-	c.generated.Store(&objs)
+// Overlay is configuration held in memory rather than read from
+// ConfigDir, as `weft up` keeps it: every push merges it with ConfigDir's
+// objects by key, Overrides over ConfigDir over Defaults.
+type Overlay struct {
+	// Defaults apply unless ConfigDir (or Overrides) has an object with
+	// the same key: weft up's ServiceEntries, WorkloadEntries and Sidecars
+	// generated from its local manifest.
+	Defaults []*config.Object
+	// Overrides replace ConfigDir's objects with the same key, as `kubectl
+	// apply` replaces an object: the files of `weft apply`.
+	Overrides []*config.Object
+}
+
+// SetOverlay replaces the in-memory configuration. The objects must be
+// valid (loaded, or built with config.NewObject) and are not modified
+// afterwards. It triggers a push (the initial one, when called before
+// Run). Safe for concurrent use.
+func (c *ControlPlane) SetOverlay(o Overlay) {
+	o.Defaults = append([]*config.Object(nil), o.Defaults...)
+	o.Overrides = append([]*config.Object(nil), o.Overrides...)
+	c.overlay.Store(&o)
 	c.changed.CompareAndSwap(0, time.Now().UnixNano())
 	c.reasonsMu.Lock()
-	c.reasons[triggerService] = true // the generated objects are registry objects
+	c.reasons[triggerGlobal] = true
 	c.reasonsMu.Unlock()
 	c.trigger()
 }
 
-// withGenerated returns the objects of a push: ConfigDir's (objs, sorted
-// as config.Store.List returns them) and the generated ones whose key
-// ConfigDir does not define.
-func (c *ControlPlane) withGenerated(objs []*config.Object) []*config.Object {
-	gen := c.generated.Load()
-	if gen == nil || len(*gen) == 0 {
+// withOverlay returns the objects of a push: ConfigDir's (objs) merged
+// with the overlay by key.
+func (c *ControlPlane) withOverlay(objs []*config.Object) []*config.Object {
+	o := c.overlay.Load()
+	if o == nil || len(o.Defaults)+len(o.Overrides) == 0 {
 		return objs
 	}
-	have := make(map[config.Key]bool, len(objs))
-	for _, o := range objs {
-		have[o.Key()] = true
+	byKey := make(map[config.Key]*config.Object, len(objs)+len(o.Defaults)+len(o.Overrides))
+	for _, obj := range o.Defaults {
+		byKey[obj.Key()] = obj
 	}
-	for _, o := range *gen {
-		if !have[o.Key()] {
-			objs = append(objs, o)
+	for _, layer := range [][]*config.Object{objs, o.Overrides} {
+		for _, obj := range layer {
+			byKey[obj.Key()] = obj
 		}
 	}
-	return objs
+	out := make([]*config.Object, 0, len(byKey))
+	for _, obj := range byKey {
+		out = append(out, obj)
+	}
+	return out // model.NewSnapshot sorts each kind
 }

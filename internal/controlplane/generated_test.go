@@ -11,10 +11,10 @@ import (
 	"github.com/weftmesh/weft/internal/config"
 )
 
-// TestSetGenerated: generated objects join the pushed snapshot (their
-// service appears), an object of the directory with the same key wins over
-// the generated one, and replacing the generated objects pushes again.
-func TestSetGenerated(t *testing.T) {
+// TestSetOverlay: default objects join the pushed snapshot (their service
+// appears), replacing them pushes again, an object of the directory with
+// the same key wins over a default, and an override wins over both.
+func TestSetOverlay(t *testing.T) {
 	dir := t.TempDir()
 	cp := startPlain(t, dir)
 	se := func(addr string) *config.Object {
@@ -52,12 +52,14 @@ func TestSetGenerated(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 		}
 	}
-	cp.SetGenerated([]*config.Object{se("127.0.0.7")})
-	waitSnapshot("generated service entry", "127.0.0.7")
-	cp.SetGenerated([]*config.Object{se("127.0.0.8")})
-	waitSnapshot("replaced generated service entry", "127.0.0.8")
+	cp.SetOverlay(Overlay{Defaults: []*config.Object{se("127.0.0.7")}})
+	waitSnapshot("default service entry", "127.0.0.7")
+	cp.SetOverlay(Overlay{Defaults: []*config.Object{se("127.0.0.8")}})
+	waitSnapshot("replaced default service entry", "127.0.0.8")
 	if err := os.WriteFile(filepath.Join(dir, "hello.yaml"), []byte(serviceYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	waitSnapshot("the directory's service entry of the same key", "127.0.0.1")
+	cp.SetOverlay(Overlay{Defaults: []*config.Object{se("127.0.0.8")}, Overrides: []*config.Object{se("127.0.0.9")}})
+	waitSnapshot("override service entry", "127.0.0.9")
 }
