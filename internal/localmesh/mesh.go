@@ -35,6 +35,7 @@ type up struct {
 	gwIP    string
 	running map[string]*running // by "namespace/name"
 	warned  map[string]bool
+	started bool // the first reconcile is done
 }
 
 // running is a started replica.
@@ -120,6 +121,7 @@ func (u *up) start(ctx context.Context) error {
 		return err
 	}
 	u.reconcile(ctx)
+	u.started = true
 	waitReady(ctx, u.gateway)
 	st := u.status()
 	if err := writeState(u.o.StateDir, &State{PID: pid(), Dir: u.o.Dir, AppliedDir: filepath.Join(u.o.StateDir, appliedDir), ControlPlane: u.cp.HTTPAddr().String()}); err != nil {
@@ -185,7 +187,7 @@ func (u *up) reconcile(ctx context.Context) {
 			start = append(start, r)
 		}
 	}
-	if len(u.running) > 0 { // not the first start: announce
+	if u.started { // after the first start: announce
 		for _, r := range start {
 			u.say("starting %s on %s", r.Name, r.IP)
 		}
