@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // LoadResult is what one load of the configuration found.
@@ -52,13 +54,31 @@ func (r *LoadResult) HasErrors() bool {
 // MeshConfigFile is the name of a directory's mesh configuration (Istio's
 // MeshConfig YAML, as weft-control's --mesh-config reads it): `weft up -f
 // DIR` reads DIR/mesh.yaml, so LoadDir leaves that one file (at the top of
-// the directory only) out of the objects.
+// the directory only) out of the objects when it is a MeshConfig: a
+// mapping with neither apiVersion nor kind. A mesh.yaml of Kubernetes
+// objects is read as any other file.
 const MeshConfigFile = "mesh.yaml"
+
+// isMeshConfig reports whether a file is a MeshConfig document rather
+// than Kubernetes objects: one YAML mapping without apiVersion and kind.
+func isMeshConfig(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false // the loader reports it
+	}
+	var m map[string]any
+	if yaml.Unmarshal(data, &m) != nil || m == nil {
+		return false
+	}
+	_, kind := m["kind"]
+	_, apiVersion := m["apiVersion"]
+	return !kind && !apiVersion
+}
 
 // LoadDir reads every *.yaml, *.yml and *.json file below dir (recursively,
 // in lexical order, skipping files and directories whose name starts with
 // "." and not following symbolic links to directories, and dir's
-// MeshConfigFile), decodes every
+// MeshConfigFile when it is a MeshConfig), decodes every
 // document into istio.io/api objects, validates each with Istio's rules and
 // the set with the cross-object checks. Invalid objects and documents are
 // reported in the result, never half-applied; the error is for a dir that
@@ -131,7 +151,7 @@ func (l *loader) walk(dir string) {
 			}
 			return nil
 		}
-		if d.IsDir() || !isConfigFile(d.Name()) || path == filepath.Join(dir, MeshConfigFile) {
+		if d.IsDir() || !isConfigFile(d.Name()) || (path == filepath.Join(dir, MeshConfigFile) && isMeshConfig(path)) {
 			return nil
 		}
 		if d.Type()&fs.ModeSymlink != 0 {

@@ -132,8 +132,8 @@ workingDir: apps
 
 // TestLoadDirWorkloadAndMeshConfig: a directory for weft up loads without
 // problems: the Workload defines its service's host for the cross-object
-// checks (no "host not found" warning), and mesh.yaml at the top is left
-// to weft up (a mesh.yaml further down is read as objects).
+// checks (no "host not found" warning), and a MeshConfig mesh.yaml at the
+// top is left to weft up (a mesh.yaml further down is read as objects).
 func TestLoadDirWorkloadAndMeshConfig(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
@@ -175,5 +175,13 @@ spec:
 		if !strings.Contains(e.Source.File, filepath.Join("sub", "mesh.yaml")) {
 			t.Errorf("problem %v: want only sub/mesh.yaml's", e)
 		}
+	}
+	objDir := t.TempDir() // a mesh.yaml of objects is read as any file
+	vs := "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec: {hosts: [a], http: [{route: [{destination: {host: a}}]}]}\n"
+	if err := os.WriteFile(filepath.Join(objDir, MeshConfigFile), []byte(vs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := LoadDir(objDir); err != nil || len(r.Objects) != 1 {
+		t.Errorf("mesh.yaml of objects: %v, %v; want its VirtualService", r, err)
 	}
 }
