@@ -26,7 +26,8 @@ func newAnalyzeCommand(s streams) *cobra.Command {
 		Long: `Analyze loads Istio configuration (networking.istio.io VirtualService,
 DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar;
 security.istio.io PeerAuthentication, AuthorizationPolicy and
-RequestAuthentication; weft's networking.weft.dev LocalRateLimit) from files
+RequestAuthentication; weft's networking.weft.dev LocalRateLimit; weft up's
+local.weft.dev Workload) from files
 and directories exactly as weft-control --config-dir does: every *.yaml, *.yml
 and *.json below a directory, multi-document YAML, Istio's validation rules and
 the cross-object checks. It prints every problem with its file, line, object,

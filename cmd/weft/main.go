@@ -1,8 +1,10 @@
-// Command weft is the user CLI of the weft service mesh. Today it has
-// `weft analyze`, which checks Istio configuration files the way
-// weft-control loads them, and `weft token`, which mints a workload's
-// bootstrap token for the mesh CA; the root command is where the other user
-// commands (up, proxy-status, proxy-config, dashboard, install) will go.
+// Command weft is the user CLI of the weft service mesh: `weft up` runs
+// the whole mesh on one machine (internal/localmesh), `weft apply` adds
+// configuration to it, `weft analyze` checks Istio configuration files the
+// way weft-control loads them, `weft token` mints a workload's bootstrap
+// token for the mesh CA, `weft proxy-status`, `weft proxy-config` and
+// `weft dashboard` look into a running mesh, `weft version` and `weft
+// completion bash|zsh|fish` do what they say.
 //
 // Exit status: 0 when the command succeeded (for analyze: no errors,
 // warnings allowed), 1 otherwise.

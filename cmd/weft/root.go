@@ -49,12 +49,16 @@ func newRootCommand(s streams) *cobra.Command {
 	}
 	root.SetOut(s.out)
 	root.SetErr(s.err)
-	root.CompletionOptions.HiddenDefaultCmd = true
+	// `weft completion bash|zsh|fish|powershell` prints a shell completion
+	// script (cobra's command, with its instructions in --help).
 	root.AddCommand(newAnalyzeCommand(s))
 	root.AddCommand(newTokenCommand(s))
 	root.AddCommand(newProxyStatusCommand(s))
 	root.AddCommand(newProxyConfigCommand(s))
 	root.AddCommand(newDashboardCommand(s))
 	root.AddCommand(newDemoAppCommand(s))
+	root.AddCommand(newUpCommand(s))      // up.go
+	root.AddCommand(newApplyCommand(s))   // apply.go
+	root.AddCommand(newVersionCommand(s)) // version.go
 	return root
 }

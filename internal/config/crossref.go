@@ -22,7 +22,8 @@ import (
 //     warnings (Istio's ReferencedResourceNotFound and
 //     VirtualServiceDestinationPortSelectorRequired): in file mode the
 //     registry is the ServiceEntries, and another registry may know the
-//     host.
+//     host. A Workload (weft up's manifest) defines its service's host
+//     and ports, as the ServiceEntry weft up generates from it will.
 //
 // Visibility (exportTo) is not taken into account: any namespace's
 // DestinationRule or ServiceEntry counts, so the checks never reject
@@ -85,6 +86,10 @@ func newIndex(items []*loaded) *index {
 			}
 		case *networking.Gateway:
 			x.gateways[ns+"/"+it.obj.Name] = true
+		}
+		if w, ok := WorkloadOf(it.obj); ok && w.Service != "" { // weft up generates its ServiceEntry
+			host := WorkloadHost(w.Service, ns)
+			x.services[host] = append(x.services[host], w.ServicePorts()...)
 		}
 	}
 	return x

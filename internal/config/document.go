@@ -30,6 +30,8 @@ func groupOf(k Kind) string {
 		return securityGroup
 	case LocalRateLimit:
 		return weftGroup
+	case Workload:
+		return localGroup
 	case Telemetry:
 		return telemetryGroup
 	}
@@ -43,6 +45,7 @@ var groupVersions = map[string][]string{
 	securityGroup:   {"v1", "v1beta1"},
 	telemetryGroup:  {"v1", "v1alpha1"},
 	weftGroup:       {"v1alpha1"},
+	localGroup:      {"v1alpha1"},
 }
 
 // decodeOptions decode Istio specs the way Istio does: JSON (lowerCamel)
@@ -76,6 +79,8 @@ func newSpec(k Kind) proto.Message {
 		return &telemetry.Telemetry{}
 	case LocalRateLimit:
 		return NewLocalRateLimitSpec() // ratelimit.go
+	case Workload:
+		return NewWorkloadSpec() // workload.go
 	}
 	return nil
 }
@@ -84,7 +89,8 @@ func newSpec(k Kind) proto.Message {
 const supportedKinds = "VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar of " + networkingGroup +
 	", PeerAuthentication, AuthorizationPolicy and RequestAuthentication of " + securityGroup +
 	", Telemetry of " + telemetryGroup +
-	", and weft's LocalRateLimit of " + weftGroup
+	", weft's LocalRateLimit of " + weftGroup +
+	", and weft up's Workload of " + localGroup
 
 // topLevelFields are the fields of a Kubernetes object document; status is
 // accepted (kubectl get -o yaml writes it) and ignored.
@@ -329,7 +335,7 @@ func kindProblem(apiVersion, kind string, known bool) string {
 	case kind == "EnvoyFilter" && group == networkingGroup:
 		return fmt.Sprintf("kind %s of %s is not supported by weft-control (it reads %s); for local rate limiting, use LocalRateLimit of %s/v1alpha1 (docs/RATELIMIT.md)",
 			kind, group, supportedKinds, weftGroup)
-	case group == networkingGroup || group == securityGroup || group == telemetryGroup || group == weftGroup:
+	case group == networkingGroup || group == securityGroup || group == telemetryGroup || group == weftGroup || group == localGroup:
 		return fmt.Sprintf("kind %s of %s is not supported by weft-control (it reads %s)", kind, group, supportedKinds)
 	}
 	return fmt.Sprintf("%s %s is not a resource weft-control reads (it reads %s)", apiVersion, kind, supportedKinds)

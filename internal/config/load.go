@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // LoadResult is what one load of the configuration found.
@@ -49,9 +51,34 @@ func (r *LoadResult) HasErrors() bool {
 	return n > 0
 }
 
+// MeshConfigFile is the name of a directory's mesh configuration (Istio's
+// MeshConfig YAML, as weft-control's --mesh-config reads it): `weft up -f
+// DIR` reads DIR/mesh.yaml, so LoadDir leaves that one file (at the top of
+// the directory only) out of the objects when it is a MeshConfig: a
+// mapping with neither apiVersion nor kind. A mesh.yaml of Kubernetes
+// objects is read as any other file.
+const MeshConfigFile = "mesh.yaml"
+
+// isMeshConfig reports whether a file is a MeshConfig document rather
+// than Kubernetes objects: one YAML mapping without apiVersion and kind.
+func isMeshConfig(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false // the loader reports it
+	}
+	var m map[string]any
+	if yaml.Unmarshal(data, &m) != nil || m == nil {
+		return false
+	}
+	_, kind := m["kind"]
+	_, apiVersion := m["apiVersion"]
+	return !kind && !apiVersion
+}
+
 // LoadDir reads every *.yaml, *.yml and *.json file below dir (recursively,
 // in lexical order, skipping files and directories whose name starts with
-// "." and not following symbolic links to directories), decodes every
+// "." and not following symbolic links to directories, and dir's
+// MeshConfigFile when it is a MeshConfig), decodes every
 // document into istio.io/api objects, validates each with Istio's rules and
 // the set with the cross-object checks. Invalid objects and documents are
 // reported in the result, never half-applied; the error is for a dir that
@@ -81,16 +108,8 @@ func loadDir(dir string, cache fileCache) (*LoadResult, error) {
 // path that does not exist.
 func LoadFiles(paths ...string) (*LoadResult, error) {
 	var l loader
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		if info.IsDir() {
-			l.walk(p)
-		} else {
-			l.file(p)
-		}
+	if err := l.paths(paths); err != nil { // overlay.go
+		return nil, err
 	}
 	return l.result(), nil
 }
@@ -132,7 +151,7 @@ func (l *loader) walk(dir string) {
 			}
 			return nil
 		}
-		if d.IsDir() || !isConfigFile(d.Name()) {
+		if d.IsDir() || !isConfigFile(d.Name()) || (path == filepath.Join(dir, MeshConfigFile) && isMeshConfig(path)) {
 			return nil
 		}
 		if d.Type()&fs.ModeSymlink != 0 {

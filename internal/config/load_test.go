@@ -175,7 +175,7 @@ metadata: {name: svc}
 `,
 		want: []string{
 			"f.yaml:1 (document 0): AuthorizationPolicy default/deny: apiVersion: apiVersion security.istio.io/v1alpha1 is not supported: use security.istio.io/v1 or v1beta1",
-			"f.yaml:7 (document 1): EnvoyFilter default/ef: kind: kind EnvoyFilter of networking.istio.io is not supported by weft-control (it reads VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar of networking.istio.io, PeerAuthentication, AuthorizationPolicy and RequestAuthentication of security.istio.io, Telemetry of telemetry.istio.io, and weft's LocalRateLimit of networking.weft.dev); for local rate limiting, use LocalRateLimit of networking.weft.dev/v1alpha1 (docs/RATELIMIT.md)",
+			"f.yaml:7 (document 1): EnvoyFilter default/ef: kind: kind EnvoyFilter of networking.istio.io is not supported by weft-control (it reads VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar of networking.istio.io, PeerAuthentication, AuthorizationPolicy and RequestAuthentication of security.istio.io, Telemetry of telemetry.istio.io, weft's LocalRateLimit of networking.weft.dev, and weft up's Workload of local.weft.dev); for local rate limiting, use LocalRateLimit of networking.weft.dev/v1alpha1 (docs/RATELIMIT.md)",
 			"f.yaml:11 (document 2): Gateway default/gw: apiVersion: apiVersion networking.istio.io/v2 is not supported: use networking.istio.io/v1, v1beta1 or v1alpha3",
 			"f.yaml:17 (document 3): Service default/svc: kind: v1 Service is not a resource weft-control reads...",
 		},

@@ -49,11 +49,14 @@ func validateObject(meta Meta, spec proto.Message) issues {
 	case *telemetry.Telemetry:
 		validateTelemetry(s, &is) // validate_telemetry.go
 	case *dynamicpb.Message:
-		if s.Descriptor() != localRateLimitType() {
+		switch s.Descriptor() {
+		case localRateLimitType():
+			validateLocalRateLimit(s, &is) // validate_ratelimit.go
+		case workloadType():
+			validateWorkload(s, &is) // validate_workload.go
+		default:
 			is.err(specPath, fmt.Sprintf("no validation for %s", s.Descriptor().FullName()))
-			break
 		}
-		validateLocalRateLimit(s, &is) // validate_ratelimit.go
 	default:
 		is.err(specPath, fmt.Sprintf("no validation for %T", spec))
 	}

@@ -105,6 +105,8 @@ type ControlPlane struct {
 	version   atomic.Uint64
 	ready     atomic.Bool
 	cur       atomic.Pointer[model.Snapshot]
+	// overlay is the in-memory configuration of SetOverlay (generated.go).
+	overlay atomic.Pointer[Overlay]
 
 	warnMu sync.Mutex
 	warned map[string]bool
@@ -370,7 +372,7 @@ func (c *ControlPlane) push() {
 	if ns := c.changed.Swap(0); ns != 0 {
 		changed = time.Unix(0, ns)
 	}
-	objs := c.store.List()
+	objs := c.withOverlay(c.store.List()) // generated.go
 	problems, _ := c.files.Update(objs)
 	c.logProblems(problems)
 	snap := model.NewSnapshot(model.SnapshotOptions{
