@@ -110,6 +110,29 @@ spec:
     headers: {response: {set: {x-version: %s}}}
 `
 
+// upSubsetRoute is upRoute with the destination's subset "all", which a
+// DestinationRule of the directory defines: applied alone it would fail
+// the cross-object checks, so `weft up` must check it with the directory.
+const upSubsetRoute = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: hello}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http:
+  - match: [{uri: {prefix: /}}]
+    route: [{destination: {host: hello, port: {number: 8080}, subset: all}}]
+    headers: {response: {set: {x-version: %s}}}
+`
+
+const upDestinationRule = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: hello}
+spec:
+  host: hello
+  subsets: [{name: all, labels: {app: hello}}]
+`
+
 // TestUp runs `weft up` end to end, as a process: it reports what runs
 // where; the gateway reaches hello over mTLS; sleep calls hello through
 // its sidecar and hello sees sleep's SPIFFE identity; an edited
@@ -120,6 +143,7 @@ func TestUp(t *testing.T) {
 	gwPort := freeTCPPort(t)
 	writeConfig(t, filepath.Join(dir, "apps.yaml"), fmt.Sprintf(upManifest, gwPort))
 	writeConfig(t, filepath.Join(dir, "route.yaml"), fmt.Sprintf(upRoute, "one"))
+	writeConfig(t, filepath.Join(dir, "dr.yaml"), upDestinationRule)
 
 	cmd := exec.Command(os.Args[0], "up", "-f", dir, "--state-dir", state, "--ca-dir", t.TempDir(),
 		"--xds-address", "127.0.0.1:0", "--secure-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
@@ -179,7 +203,7 @@ func TestUp(t *testing.T) {
 	})
 	// weft apply replaces the directory's object in the running mesh.
 	applied := filepath.Join(t.TempDir(), "vs.yaml")
-	writeConfig(t, applied, fmt.Sprintf(upRoute, "three"))
+	writeConfig(t, applied, fmt.Sprintf(upSubsetRoute, "three"))
 	if code, o, e := weft("apply", "-f", applied, "--state-dir", state); code != 0 || o != "virtualservice default/hello created\n" {
 		t.Fatalf("weft apply: status %d, stdout %q, stderr %q", code, o, e)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,9 @@ type up struct {
 	spawn *spawner
 
 	dir, applied *config.Store
-	changes      chan struct{} // a watcher reloaded: reconcile (buffered 1)
+	// lastApplied are weft apply's objects of the last good load.
+	lastApplied []*config.Object
+	changes     chan struct{} // a watcher reloaded: reconcile (buffered 1)
 
 	gateway *proxy
 	gwIP    string
@@ -91,11 +94,41 @@ func (u *up) notify() {
 	}
 }
 
+// appliedObjects are weft apply's objects in force. They are validated
+// together with the directory, as `weft apply` checked them (a
+// VirtualService applied alone names subsets of the directory's
+// DestinationRules): the applied directory's own store, which sees them
+// alone, only tells when they changed. A load that fails keeps the last
+// good set.
+func (u *up) appliedObjects() []*config.Object {
+	dir := filepath.Join(u.o.StateDir, appliedDir)
+	r, err := config.LoadOverlay([]string{u.o.Dir}, []string{dir})
+	if err != nil {
+		u.o.Logger.Warn("weft apply's objects", "dir", dir, "err", err)
+		return u.lastApplied
+	}
+	prefix := dir + string(filepath.Separator)
+	var out []*config.Object
+	for _, obj := range r.Objects {
+		if strings.HasPrefix(obj.Source.File, prefix) {
+			out = append(out, obj)
+		}
+	}
+	for _, e := range r.Errors {
+		if strings.HasPrefix(e.Source.File, prefix) && !e.Warning && !u.warned[e.Error()] {
+			u.warned[e.Error()] = true
+			u.say("%v", e)
+		}
+	}
+	u.lastApplied = out
+	return out
+}
+
 // objects is the configuration in force: the directory's objects, those
-// of weft apply replacing any with the same key.
-func (u *up) objects() []*config.Object {
+// of weft apply (applied) replacing any with the same key.
+func (u *up) objects(applied []*config.Object) []*config.Object {
 	byKey := map[config.Key]*config.Object{}
-	for _, layer := range [][]*config.Object{u.dir.List(), u.applied.List()} {
+	for _, layer := range [][]*config.Object{u.dir.List(), applied} {
 		for _, obj := range layer {
 			byKey[obj.Key()] = obj
 		}
@@ -151,7 +184,8 @@ func (u *up) loop(ctx context.Context) {
 // and weft apply's to weft-control, and starts, restarts (Workload
 // changed) or stops replicas to match the plan.
 func (u *up) reconcile(ctx context.Context) {
-	objs := u.objects()
+	applied := u.appliedObjects()
+	objs := u.objects(applied)
 	plan, problems, err := NewPlan(PlanOptions{Objects: objs, RootNamespace: u.mesh.GetRootNamespace(), Alloc: u.alloc})
 	for _, p := range problems {
 		if !u.warned[p.Error()] {
@@ -163,7 +197,7 @@ func (u *up) reconcile(ctx context.Context) {
 		u.say("the manifest cannot run: %v", err)
 		return
 	}
-	u.cp.SetOverlay(controlplane.Overlay{Defaults: plan.Objects, Overrides: u.applied.List()})
+	u.cp.SetOverlay(controlplane.Overlay{Defaults: plan.Objects, Overrides: applied})
 	want := map[string]*Replica{}
 	for _, r := range plan.Replicas {
 		want[r.Namespace+"/"+r.Name] = r
@@ -314,7 +348,7 @@ func (u *up) status() *Status {
 		}
 	}
 	sort.Strings(st.Gateway.Listeners)
-	st.Try = tryRequests(u.objects(), st.Gateway.Listeners)
+	st.Try = tryRequests(u.objects(u.lastApplied), st.Gateway.Listeners)
 	keys := make([]string, 0, len(u.running))
 	for k := range u.running {
 		keys = append(keys, k)
