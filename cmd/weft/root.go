@@ -55,5 +55,6 @@ func newRootCommand(s streams) *cobra.Command {
 	root.AddCommand(newProxyStatusCommand(s))
 	root.AddCommand(newProxyConfigCommand(s))
 	root.AddCommand(newDashboardCommand(s))
+	root.AddCommand(newIPTablesCommand(s))
 	return root
 }
