@@ -83,10 +83,10 @@ func TestCheckSupportedResources(t *testing.T) {
 	}, {
 		name: "cluster",
 		msg: &clusterv3.Cluster{
-			Name:            "web",
-			ConnectTimeout:  durationpb.New(1e9),
-			RespectDnsTtl:   true,
-			LbPolicy:        clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG,
+			Name:           "web",
+			ConnectTimeout: durationpb.New(1e9),
+			RespectDnsTtl:  true,
+			LbPolicy:       clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG,
 		},
 		prefix: `cluster "web"`,
 		want: []string{
