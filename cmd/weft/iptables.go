@@ -58,9 +58,11 @@ are removed first; "weft iptables cleanup" removes them.`,
 	f.StringVarP(&o.excludeOutboundRange, "exclude-outbound-ip-ranges", "x", "", "outbound CIDRs never captured")
 	f.StringVarP(&o.excludeOutboundPorts, "exclude-outbound-ports", "o", "", "outbound ports never captured")
 	f.StringVarP(&o.includeOutPort, "include-outbound-ports", "q", "", "outbound ports always captured, whatever the destination")
-	f.StringVar(&o.families, "families", "ipv4,ipv6", "IP families to capture: ipv4, ipv6 or both")
-	f.StringVar(&o.backend, "backend", "auto", "netfilter userland: auto, iptables or nftables")
-	f.BoolVar(&o.dryRun, "dry-run", false, "print the rules instead of installing them")
+	// Shared with the cleanup subcommand.
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.families, "families", "ipv4,ipv6", "IP families to capture: ipv4, ipv6 or both")
+	pf.StringVar(&o.backend, "backend", "auto", "netfilter userland: auto, iptables or nftables")
+	pf.BoolVar(&o.dryRun, "dry-run", false, "print the rules (or the cleanup commands) instead of applying them")
 	cmd.AddCommand(newIPTablesCleanupCommand(s, &o))
 	return cmd
 }

@@ -190,7 +190,8 @@ func TestDryRunPrintsAndRunsNothing(t *testing.T) {
 	if len(r.calls) != 0 {
 		t.Errorf("dry run ran %q", r.calls)
 	}
-	if !strings.HasPrefix(out.String(), "# iptables-restore --noflush\n*nat\n") || !strings.Contains(out.String(), "-j REDIRECT --to-ports 15001") {
+	if !strings.HasPrefix(out.String(), "# iptables -t nat -D PREROUTING -p tcp -j ISTIO_INBOUND (may fail: nothing to remove)\n") ||
+		!strings.Contains(out.String(), "# iptables-restore --noflush\n*nat\n") || !strings.Contains(out.String(), "-j REDIRECT --to-ports 15001") {
 		t.Errorf("dry run output:\n%s", out.String())
 	}
 }

@@ -150,7 +150,11 @@ func (o *Options) run(steps []step) error {
 }
 
 func (o *Options) print(s step) {
-	if o.Out == nil || s.mayFail {
+	if o.Out == nil {
+		return
+	}
+	if s.mayFail && s.stdin == "" {
+		fmt.Fprintf(o.Out, "# %s %s (may fail: nothing to remove)\n", s.name, strings.Join(s.args, " "))
 		return
 	}
 	fmt.Fprintf(o.Out, "# %s %s\n%s", s.name, strings.Join(s.args, " "), s.stdin)
