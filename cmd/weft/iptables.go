@@ -42,7 +42,7 @@ inside the workload's namespace (ip netns exec NAME weft iptables). Previous rul
 are removed first; "weft iptables cleanup" removes them.`,
 		Example: `  ip netns exec app weft iptables --proxy-uid 1337 --proxy-gid 1337
   weft iptables --dry-run --exclude-inbound-ports 22 --exclude-outbound-ip-ranges 10.96.0.0/12
-  weft iptables --backend nftables --inbound-ports 8080,9090 --families ipv4
+  weft iptables --backend nftables --inbound-ports 8080,9090 --families ipv4,ipv6
   ip netns exec app weft iptables cleanup`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return o.install(s) },
@@ -58,9 +58,9 @@ are removed first; "weft iptables cleanup" removes them.`,
 	f.StringVarP(&o.excludeOutboundRange, "exclude-outbound-ip-ranges", "x", "", "outbound CIDRs never captured")
 	f.StringVarP(&o.excludeOutboundPorts, "exclude-outbound-ports", "o", "", "outbound ports never captured")
 	f.StringVarP(&o.includeOutPort, "include-outbound-ports", "q", "", "outbound ports always captured, whatever the destination")
+	f.StringVar(&o.families, "families", "ipv4", "IP families to capture: ipv4, ipv6 or ipv4,ipv6 (IPv6 needs IPv6 capture listeners, which weft-control does not generate yet)")
 	// Shared with the cleanup subcommand.
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&o.families, "families", "ipv4,ipv6", "IP families to capture: ipv4, ipv6 or both")
 	pf.StringVar(&o.backend, "backend", "auto", "netfilter userland: auto, iptables or nftables")
 	pf.BoolVar(&o.dryRun, "dry-run", false, "print the rules (or the cleanup commands) instead of applying them")
 	cmd.AddCommand(newIPTablesCleanupCommand(s, &o))
@@ -70,15 +70,11 @@ are removed first; "weft iptables cleanup" removes them.`,
 func newIPTablesCleanupCommand(s streams, o *iptablesOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:     "cleanup",
-		Short:   "Remove the capture rules installed by weft iptables (or istio-iptables)",
+		Short:   "Remove the capture rules installed by weft iptables (or istio-iptables), IPv4 and IPv6",
 		Example: "  ip netns exec app weft iptables cleanup --backend nftables",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			fams, err := parseFamilies(o.families)
-			if err != nil {
-				return err
-			}
-			return capture.Cleanup(fams, o.options(s))
+			return capture.Cleanup([]capture.Family{capture.IPv4, capture.IPv6}, o.options(s))
 		},
 	}
 }

@@ -15,7 +15,7 @@ func TestIPTablesDryRun(t *testing.T) {
 	}{
 		{name: "iptables", args: []string{"--backend", "iptables", "--families", "ipv4", "-u", "1500", "-g", "1501", "-x", "10.96.0.0/12"},
 			want: []string{"# iptables-restore --noflush\n*nat\n", "-m owner --uid-owner 1500 -j RETURN", "--gid-owner 1501", "-A ISTIO_OUTPUT -d 10.96.0.0/12 -j RETURN\n-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n"}},
-		{name: "nftables", args: []string{"--backend", "nftables", "--inbound-ports", "8080,9090"},
+		{name: "nftables", args: []string{"--backend", "nftables", "--inbound-ports", "8080,9090", "--families", "ipv4,ipv6"},
 			want: []string{"# nft -f -\ntable inet weft\n", "tcp dport 8080 jump ISTIO_IN_REDIRECT", "ip6 saddr ::6/128 return"}},
 	}
 	for _, tt := range tests {

@@ -88,9 +88,9 @@ type Config struct {
 const HBONEPort = 15008
 
 // Defaults returns Istio's sidecar defaults: 15001/15006, every inbound
-// port and every outbound destination, IPv4 and IPv6, proxy UID and GID
-// 1337, and the sidecar's own ports 15090, 15021 and 15020 excluded inbound
-// (the injector passes them as -d).
+// port and every outbound destination, IPv4 (Istio captures IPv6 only for
+// dual-stack pods), proxy UID and GID 1337, and the sidecar's own ports
+// 15090, 15021 and 15020 excluded inbound (the injector passes them as -d).
 func Defaults() Config {
 	return Config{
 		ProxyPort:           15001,
@@ -100,7 +100,7 @@ func Defaults() Config {
 		AllInbound:          true,
 		AllOutbound:         true,
 		ExcludeInboundPorts: []uint16{15090, 15021, 15020},
-		Families:            []Family{IPv4, IPv6},
+		Families:            []Family{IPv4},
 	}
 }
 

@@ -95,6 +95,7 @@ COMMIT
 
 func TestRenderNFT(t *testing.T) {
 	cfg := Defaults()
+	cfg.Families = []Family{IPv4, IPv6}
 	got := RenderNFT(Plan(&cfg, cfg.Families))
 	for _, want := range []string{
 		"table inet weft\ndelete table inet weft\ntable inet weft {\n",
@@ -158,6 +159,7 @@ func TestInstall(t *testing.T) {
 				r.have[h] = true
 			}
 			cfg := Defaults()
+			cfg.Families = []Family{IPv4, IPv6}
 			err := Install(&cfg, Options{Backend: tt.backend, Runner: r})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

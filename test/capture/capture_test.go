@@ -140,7 +140,7 @@ func TestTransparentCapture(t *testing.T) {
 	cp := startControlPlane(t, tp.hostIP(), fmt.Sprintf(config, b.ip))
 
 	installRules(t, bin, a, "iptables")
-	installRules(t, bin, b, "nftables")
+	installRules(t, bin, b, "nftables", "--families", "ipv4,ipv6")
 	startApp(t, b)
 	startSidecar(t, bin, cp, a, "sleep-1", "sleep", "app=sleep")
 	startSidecar(t, bin, cp, b, "hello-1", "hello", "app=hello")
@@ -322,11 +322,11 @@ func startControlPlane(t *testing.T, ip, yaml string) *controlPlane {
 	return &controlPlane{xds: cp.XDSAddr().String(), ca: net.JoinHostPort("weft-control", caPort), caDir: caDir}
 }
 
-// installRules runs `weft iptables` in w with backend.
-func installRules(t *testing.T, bin string, w workload, backend string) {
+// installRules runs `weft iptables` in w with backend and extra flags.
+func installRules(t *testing.T, bin string, w workload, backend string, extra ...string) {
 	t.Helper()
-	out, err := inNS(w.ns, filepath.Join(bin, "weft"), "iptables", "--backend", backend,
-		"--proxy-uid", proxyUID, "--proxy-gid", proxyUID).CombinedOutput()
+	args := append([]string{"iptables", "--backend", backend, "--proxy-uid", proxyUID, "--proxy-gid", proxyUID}, extra...)
+	out, err := inNS(w.ns, filepath.Join(bin, "weft"), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("weft iptables in %s: %v\n%s", w.ns, err, out)
 	}
