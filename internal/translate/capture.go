@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -80,9 +81,20 @@ func (s *scope) buildCaptureOutbound(o *outbound) {
 		l.DefaultFilterChain = passthroughChain("PassthroughFilterChain", passthroughCluster)
 		o.listeners.put(hash(l.Name, s.withAccessLogs(l, telemetry.WorkloadMode_CLIENT)))
 	}
+	s.warnEgressListeners()
 	s.addServiceClusters(o)
 	for _, c := range []*clusterv3.Cluster{originalDstCluster(passthroughCluster, ""), originalDstCluster(inboundPassthrough, inboundPassthroughSrc), blackHole()} {
 		o.clusters.put(hash(c.Name, c))
+	}
+}
+
+// warnEgressListeners says that the Sidecar's egress listeners with a port
+// are not generated for captured proxies: their services are reached
+// through capture (virtualOutbound and the per-port listeners).
+func (s *scope) warnEgressListeners() {
+	for _, e := range s.egressListeners() {
+		s.st.warns.warnObject(s.sidecar.obj, fmt.Sprintf("spec.egress[%d].port", e.index),
+			"ignored for proxies with traffic capture (INTERCEPTION_MODE REDIRECT): they reach these services through virtualOutbound")
 	}
 }
 
