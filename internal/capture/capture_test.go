@@ -239,3 +239,32 @@ func TestValidate(t *testing.T) {
 		t.Errorf("Validate without owner = %v", err)
 	}
 }
+
+// FuzzParseAndRender: the list parsers never panic, and whatever they
+// accept renders for both tools.
+func FuzzParseAndRender(f *testing.F) {
+	for _, s := range []string{"80,443", "*", "10.0.0.0/8,::1", "", "0", "65536", "1.2.3.4/33", ",,*,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		cfg := Defaults()
+		cfg.Families = []Family{IPv4, IPv6}
+		var err error
+		if cfg.ExcludeOutboundPorts, _, err = ParsePorts(s); err != nil {
+			cfg.ExcludeOutboundPorts = nil
+		}
+		if cfg.ExcludeOutboundIPRanges, _, err = ParseCIDRs(s); err != nil {
+			cfg.ExcludeOutboundIPRanges = nil
+		}
+		if _, err := ParseIDs(s); err != nil && !strings.Contains(err.Error(), "numeric") {
+			t.Errorf("ParseIDs(%q): %v", s, err)
+		}
+		if cfg.Validate() != nil {
+			return
+		}
+		rules := Plan(&cfg, cfg.Families)
+		if !strings.Contains(RenderIPTables(rules), "COMMIT") || !strings.Contains(RenderNFT(rules), "table inet weft {") {
+			t.Errorf("%q: incomplete rendering", s)
+		}
+	})
+}
