@@ -67,6 +67,11 @@ type sidecarOptions struct {
 	// source so that printing the options never shows it.
 	token certs.TokenSource
 
+	// captureOpts: --capture, --uid, --gid (capture.go); caRootPEM is
+	// the root read before the process dropped its privileges.
+	captureOpts captureOptions
+	caRootPEM   []byte
+
 	printBootstrap bool
 	logLevel       string
 	drainTimeS     int
@@ -190,6 +195,7 @@ func parseSidecar(args, environ []string, stderr io.Writer) (*sidecarOptions, er
 	fs.StringVar(&o.logLevel, "log-level", "info", "same as -l")
 	fs.IntVar(&o.drainTimeS, "drain-time-s", 600, "seconds to drain connections on shutdown and after listener updates")
 	fs.IntVar(&o.concurrency, "concurrency", 0, "worker threads (GOMAXPROCS); 0 keeps Go's default")
+	o.captureOpts.register(fs)
 	var token string
 	fs.StringVar(&token, "token", "", "the bootstrap token (env WEFT_TOKEN; prefer the variable or --token-file: a flag shows in ps)")
 	if err := fs.Parse(args); err != nil {
@@ -214,6 +220,9 @@ func parseSidecar(args, environ []string, stderr io.Writer) (*sidecarOptions, er
 	}
 	if o.drainTimeS < 0 || o.concurrency < 0 {
 		return nil, errors.New("--drain-time-s and --concurrency must be 0 or more")
+	}
+	if err := o.captureOpts.apply(o.meta); err != nil {
+		return nil, err
 	}
 	return o, o.check()
 }
@@ -478,6 +487,10 @@ func runSidecar(args, environ []string, stdout, stderr io.Writer) int {
 	if o.localNote != "" {
 		log.Warn("no workload certificate", "reason", o.localNote)
 	}
+	if err := o.switchUser(); err != nil { // capture.go
+		fmt.Fprintln(stderr, "weft-proxy sidecar:", err)
+		return 1
+	}
 	if o.security() {
 		sec, err := startSecurity(o, log)
 		if err != nil {
@@ -505,7 +518,10 @@ func runSidecar(args, environ []string, stdout, stderr io.Writer) int {
 
 // startSecurity starts the agent's certificate manager and SDS server.
 func startSecurity(o *sidecarOptions, log *slog.Logger) (*agent.Security, error) {
-	pem, err := os.ReadFile(o.caRoot)
+	pem, err := o.caRootPEM, error(nil)
+	if pem == nil {
+		pem, err = os.ReadFile(o.caRoot)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--ca-root: %w", err)
 	}

@@ -60,5 +60,6 @@ func newRootCommand(s streams) *cobra.Command {
 	root.AddCommand(newUpCommand(s))      // up.go
 	root.AddCommand(newApplyCommand(s))   // apply.go
 	root.AddCommand(newVersionCommand(s)) // version.go
+	root.AddCommand(newIPTablesCommand(s))
 	return root
 }

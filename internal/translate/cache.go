@@ -159,6 +159,7 @@ type scopeKey struct {
 	gateways  string     // routers: the selected Gateways, "ns/name" joined by ","
 	selectors string     // ids of the label selectors the proxy matches, joined by ","
 	mtls      bool       // the proxy has a workload certificate (hasMeshCert)
+	capture   bool       // INTERCEPTION_MODE REDIRECT (capture.go)
 }
 
 // scopeEntry builds one scope's outbound resources once.
@@ -176,6 +177,7 @@ func (st *snapState) keyFor(p *model.Proxy) scopeKey {
 		namespace: p.Namespace,
 		dnsDomain: p.DNSDomain,
 		mtls:      !p.Proxyless && hasMeshCert(p),
+		capture:   captures(p),
 	}
 	if k.dnsDomain == "" {
 		k.dnsDomain = p.Namespace + ".svc." + st.opts.ClusterDomain

@@ -19,7 +19,9 @@ func (t *Translator) generate(s *model.Snapshot, p *model.Proxy) *Resources {
 	if p.Type == model.Router && !p.Proxyless {
 		extra.listeners = sc.gatewayListeners(st.policyFilters(p))
 	}
-	if p.Type != model.Router && !p.Proxyless {
+	if captures(p) {
+		extra = sc.captureInbound(p) // capture_inbound.go
+	} else if p.Type != model.Router && !p.Proxyless {
 		extra = sc.inbound(p)
 		addr, port := p.HTTPProxyAddress, p.HTTPProxyPort
 		if addr == "" {
@@ -52,6 +54,8 @@ func (s *scope) buildOutbound() *outbound {
 	case s.key.typ == model.Router:
 		s.buildGateways(o)
 		s.addServiceClusters(o)
+	case s.key.capture:
+		s.buildCaptureOutbound(o) // capture.go
 	default:
 		o.routes.put(hash(httpProxyRoute, s.httpProxyRoutes()))
 		for _, l := range s.tcpListeners() {

@@ -289,7 +289,7 @@ func TestProxyBinary(t *testing.T) {
 			{"unsupported_enum", []string{"--mode", "validate", "-c", write("enum.yaml", `
 static_resources:
   clusters:
-  - {name: c, type: STATIC, lb_policy: CLUSTER_PROVIDED, load_assignment: {cluster_name: c}}
+  - {name: c, type: STATIC, lb_policy: LOAD_BALANCING_POLICY_CONFIG, load_assignment: {cluster_name: c}}
 `)}, 1, "static_resources.clusters[0].lb_policy"},
 			{"unknown_cluster", []string{"--mode", "validate", "-c", write("ref.yaml",
 				httpBootstrap("{cluster: nope}", "", clusterYAML("c", "")))}, 1, "route.cluster"},

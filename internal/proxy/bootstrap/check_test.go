@@ -83,15 +83,15 @@ func TestCheckSupportedResources(t *testing.T) {
 	}, {
 		name: "cluster",
 		msg: &clusterv3.Cluster{
-			Name:            "web",
-			ConnectTimeout:  durationpb.New(1e9),
-			CleanupInterval: durationpb.New(5e9),
-			LbPolicy:        clusterv3.Cluster_CLUSTER_PROVIDED,
+			Name:           "web",
+			ConnectTimeout: durationpb.New(1e9),
+			RespectDnsTtl:  true,
+			LbPolicy:       clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG,
 		},
 		prefix: `cluster "web"`,
 		want: []string{
-			`cluster "web".lb_policy: CLUSTER_PROVIDED is not supported by weft-proxy (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV)`,
-			`cluster "web".cleanup_interval: not supported by weft-proxy`,
+			`cluster "web".lb_policy: LOAD_BALANCING_POLICY_CONFIG is not supported by weft-proxy (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV, CLUSTER_PROVIDED)`,
+			`cluster "web".respect_dns_ttl: not supported by weft-proxy`,
 		},
 	}, {
 		name: "enum number outside the enum",

@@ -68,6 +68,7 @@ func buildAllowlist() map[protoreflect.FullName]msgRule {
 			rules[name] = rule
 		}
 	}
+	addCaptureRules(rules) // supported_capture.go
 	return rules
 }
 

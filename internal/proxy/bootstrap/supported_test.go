@@ -100,7 +100,7 @@ func checkFieldRule(t *testing.T, at string, fd protoreflect.FieldDescriptor, fr
 
 func TestSupportedAnyTypesSorted(t *testing.T) {
 	got := supportedAnyTypes()
-	want := []protoreflect.FullName{routerType, tlsInspectorType, hcmType, tcpProxyType, httpOptionsType,
+	want := []protoreflect.FullName{routerType, tlsInspectorType, originalDstType, hcmType, tcpProxyType, httpOptionsType,
 		fileAccessLogType, stdoutLogType, stderrLogType,
 		downstreamTLS, upstreamTLS, rawBufferType, rbacHTTPType, rbacNetworkType, jwtAuthnType, previousHostsType,
 		faultType, localRateLimit, filterConfigMsg, xdsTypedStruct, udpaTypedStruct,

@@ -106,9 +106,9 @@ func TestValidateErrors(t *testing.T) {
 		want  []string
 	}{{
 		name:  "unsupported field",
-		edits: []string{"    type: STATIC\n", "    type: STATIC\n    cleanup_interval: 5s\n    ignore_health_on_host_removal: true\n"},
+		edits: []string{"    type: STATIC\n", "    type: STATIC\n    respect_dns_ttl: true\n    ignore_health_on_host_removal: true\n"},
 		want: []string{
-			webPath + ".cleanup_interval: not supported by weft-proxy",
+			webPath + ".respect_dns_ttl: not supported by weft-proxy",
 			webPath + ".ignore_health_on_host_removal: not supported by weft-proxy",
 		},
 	}, {
@@ -123,10 +123,9 @@ func TestValidateErrors(t *testing.T) {
 		edits: []string{"stat_prefix: http\n", "stat_prefix: http\n          proxy_100_continue: false\n"},
 	}, {
 		name:  "unsupported enum values",
-		edits: []string{"type: STATIC", "type: ORIGINAL_DST\n    lb_policy: CLUSTER_PROVIDED", "127.0.0.1, port_value: 8080", "127.0.0.1, port_value: 8080, protocol: UDP"},
+		edits: []string{"type: STATIC", "type: STATIC\n    lb_policy: LOAD_BALANCING_POLICY_CONFIG", "127.0.0.1, port_value: 8080", "127.0.0.1, port_value: 8080, protocol: UDP"},
 		want: []string{
-			webPath + ".type: ORIGINAL_DST is not supported by weft-proxy (supported: STATIC, STRICT_DNS, LOGICAL_DNS, EDS)",
-			webPath + ".lb_policy: CLUSTER_PROVIDED is not supported by weft-proxy (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV)",
+			webPath + ".lb_policy: LOAD_BALANCING_POLICY_CONFIG is not supported by weft-proxy (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV, CLUSTER_PROVIDED)",
 			webPath + ".load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.protocol: UDP is not supported by weft-proxy (supported: TCP)",
 		},
 	}, {
@@ -268,13 +267,13 @@ func TestValidateTypedConfigRequired(t *testing.T) {
 // TestParseAndValidateLines: validation problems get the file's lines, in
 // file order.
 func TestParseAndValidateLines(t *testing.T) {
-	in := edit(t, "route: {cluster: web}", "route: {cluster: api}", "    type: STATIC\n", "    type: STATIC\n    cleanup_interval: 5s\n")
+	in := edit(t, "route: {cluster: web}", "route: {cluster: api}", "    type: STATIC\n", "    type: STATIC\n    respect_dns_ttl: true\n")
 	b, err := ParseAndValidate([]byte(in), "t.yaml")
 	if b != nil {
 		t.Error("a bootstrap returned with problems")
 	}
 	assertErrors(t, err, []string{
 		"t.yaml:19: " + routePath + `.route.cluster: unknown cluster "api": it is not in static_resources.clusters`,
-		"t.yaml:27: " + webPath + ".cleanup_interval: not supported by weft-proxy",
+		"t.yaml:27: " + webPath + ".respect_dns_ttl: not supported by weft-proxy",
 	})
 }

@@ -40,6 +40,14 @@ type Chains struct {
 	// AccessLogs is the listener's access_log: it logs the connections
 	// no filter chain takes (flag NR), as Envoy's listener access logs.
 	AccessLogs accesslog.Loggers
+	// RestoreOriginalDst runs the original_dst listener filter first: the
+	// connection's local address becomes its original destination
+	// (handoff.go).
+	RestoreOriginalDst bool
+	// HandOff is set for a listener with use_original_dst: it returns the
+	// listener a connection whose original destination is addr goes to,
+	// or nil when it stays here. It must not block.
+	HandOff func(addr netip.AddrPort) *Listener
 }
 
 // Config is what a listener needs to bind.
@@ -59,8 +67,10 @@ type Config struct {
 
 // Listener is one bound listener.
 type Listener struct {
-	name   string
-	ln     net.Listener
+	name string
+	ln   net.Listener // nil for a listener without a socket (handoff.go)
+	// addr is the configured address of a listener without a socket.
+	addr   netip.AddrPort
 	chains atomic.Pointer[Chains]
 	stats  listenerStats
 
@@ -106,15 +116,25 @@ func Listen(cfg Config) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newListener(cfg, ln, ap), nil
+}
+
+// newListener makes the listener of cfg around ln (nil: no socket).
+func newListener(cfg Config, ln net.Listener, ap netip.AddrPort) *Listener {
 	prefix := cfg.StatPrefix
 	if prefix == "" {
-		prefix = strings.ReplaceAll(ln.Addr().String(), ":", "_")
+		a := ap.String()
+		if ln != nil {
+			a = ln.Addr().String()
+		}
+		prefix = strings.ReplaceAll(a, ":", "_")
 		prefix = strings.NewReplacer("[", "", "]", "").Replace(prefix)
 	}
 	sc := cfg.Stats.Root().Tagged("listener", "envoy_listener_address", prefix)
 	l := &Listener{
 		name:  cfg.Name,
 		ln:    ln,
+		addr:  ap,
 		conns: map[net.Conn]struct{}{},
 		stats: listenerStats{
 			cxTotal:       sc.Counter("downstream_cx_total"),
@@ -126,20 +146,30 @@ func Listen(cfg Config) (*Listener, error) {
 		},
 	}
 	l.chains.Store(cfg.Chains)
-	return l, nil
+	return l
 }
 
 // Name returns the listener's name.
 func (l *Listener) Name() string { return l.name }
 
-// Addr returns the bound address (useful when the port was 0).
-func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+// Addr returns the bound address (useful when the port was 0), or the
+// configured address of a listener without a socket.
+func (l *Listener) Addr() net.Addr {
+	if l.ln == nil {
+		return net.TCPAddrFromAddrPort(l.addr)
+	}
+	return l.ln.Addr()
+}
 
 // SetChains replaces the filter chains; new connections use them.
 func (l *Listener) SetChains(c *Chains) { l.chains.Store(c) }
 
-// Serve accepts connections until StopAccepting. It returns nil then.
+// Serve accepts connections until StopAccepting. It returns nil then, and
+// at once for a listener without a socket.
 func (l *Listener) Serve() error {
+	if l.ln == nil {
+		return nil
+	}
 	var backoff time.Duration
 	for {
 		nc, err := l.ln.Accept()
@@ -157,7 +187,7 @@ func (l *Listener) Serve() error {
 			nc.Close()
 			continue
 		}
-		go l.handle(nc)
+		go l.accepted(nc)
 	}
 }
 
@@ -169,25 +199,22 @@ func (l *Listener) track(nc net.Conn) bool {
 	}
 	l.conns[nc] = struct{}{}
 	l.wg.Add(1)
-	l.stats.cxTotal.Inc()
-	l.stats.cxActive.Inc()
 	return true
 }
 
-func (l *Listener) untrack(nc net.Conn) {
+// forget removes a tracked connection from the listener (it closed, or
+// went to another listener).
+func (l *Listener) forget(nc net.Conn) {
 	l.mu.Lock()
 	delete(l.conns, nc)
 	l.mu.Unlock()
-	l.stats.cxActive.Dec()
-	l.stats.cxDestroy.Inc()
 	l.wg.Done()
 }
 
-// handle runs the listener filters and the filter chain for one
-// connection, on its own goroutine.
-func (l *Listener) handle(nc net.Conn) {
-	defer l.untrack(nc)
-	defer nc.Close()
+// accepted serves a connection the listener accepted, on its own
+// goroutine: the original_dst filter and the hand-off first (handoff.go),
+// then handle.
+func (l *Listener) accepted(nc net.Conn) {
 	ch := l.chains.Load()
 	c := &network.Conn{
 		Conn:              nc,
@@ -198,6 +225,28 @@ func (l *Listener) handle(nc net.Conn) {
 		Accepted:          time.Now(),
 		BufferLimit:       ch.BufferLimit,
 	}
+	if ch.RestoreOriginalDst {
+		restoreOriginalDst(c)
+	}
+	if to := l.handOffTarget(c, ch); to != nil {
+		l.forget(nc)
+		to.adopt(c)
+		return
+	}
+	l.handle(c, ch)
+}
+
+// handle runs the listener filters and the filter chain for one
+// connection, with the listener's stats; the connection is tracked.
+func (l *Listener) handle(c *network.Conn, ch *Chains) {
+	l.stats.cxTotal.Inc()
+	l.stats.cxActive.Inc()
+	defer func() {
+		l.stats.cxActive.Dec()
+		l.stats.cxDestroy.Inc()
+		l.forget(c.Conn)
+	}()
+	defer c.Conn.Close()
 	if ch.TLSInspector != nil && !l.inspect(c, ch) {
 		return
 	}
@@ -231,7 +280,9 @@ func (l *Listener) inspect(c *network.Conn, ch *Chains) bool {
 	if ch.FiltersTimeout > 0 {
 		c.Conn.SetReadDeadline(time.Now().Add(ch.FiltersTimeout))
 	}
-	res, peeked, err := ch.TLSInspector.ReadClientHello(c.Conn, nil)
+	// Read through c: bytes a listener that handed the connection over
+	// already peeked at come first, and stay peeked.
+	res, peeked, err := ch.TLSInspector.ReadClientHello(c, nil)
 	c.Peeked = peeked
 	if ch.FiltersTimeout > 0 {
 		c.Conn.SetReadDeadline(time.Time{})
@@ -272,6 +323,9 @@ func (l *Listener) StopAccepting() error {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
+	if l.ln == nil {
+		return nil
+	}
 	return l.ln.Close()
 }
 

@@ -23,6 +23,11 @@ type Conn struct {
 
 	Local  netip.AddrPort
 	Remote netip.AddrPort
+	// LocalRestored is set when Local is the original destination the
+	// original_dst listener filter recovered (SO_ORIGINAL_DST) rather than
+	// the listener's own address: Envoy's localAddressRestored(), which
+	// ORIGINAL_DST clusters and listener hand-off require.
+	LocalRestored bool
 	// ServerName, TransportProtocol and ALPN come from tls_inspector:
 	// TransportProtocol is "tls" or "raw_buffer".
 	ServerName        string

@@ -215,6 +215,9 @@ func (rq *request) forward() {
 		}
 	}
 	var lbctx lb.Context
+	if s.Conn != nil && s.Conn.LocalRestored {
+		lbctx.OriginalDst = s.Conn.Local // ORIGINAL_DST clusters connect there
+	}
 	if r.HasHashPolicy() {
 		rq.cookies = r.Hash(&s.Req, rq, &lbctx, rq.cookies[:0])
 	}

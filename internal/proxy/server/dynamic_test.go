@@ -329,7 +329,7 @@ func TestInvalidResourceNACKed(t *testing.T) {
 	bad := weighted("routes", "b=100")
 	bad.VirtualHosts[0].Routes[0].Match = &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_SafeRegex{}}
 	badCluster := edsCluster("a")
-	badCluster.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
+	badCluster.LbPolicy = clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG
 	n := len(m.cp.Requests())
 	m.cp.Set(testNode, snapshot("2", []*clusterv3.Cluster{badCluster, edsCluster("b")}, m.endpoints(), m.listeners(t), []*routev3.RouteConfiguration{bad}))
 	rds, _ := m.cp.WaitRequest(n, 10*time.Second, "RDS NACK", xdstest.NACK(xdsclient.RouteType))
@@ -337,7 +337,7 @@ func TestInvalidResourceNACKed(t *testing.T) {
 	if msg := rds.GetErrorDetail().GetMessage(); !strings.Contains(msg, `route_configuration "routes".virtual_hosts[0].routes[0].match.safe_regex`) {
 		t.Errorf("RDS NACK: %q, want the route configuration and the field named", msg)
 	}
-	if msg := cds.GetErrorDetail().GetMessage(); !strings.Contains(msg, `cluster "a".lb_policy: CLUSTER_PROVIDED is not supported`) {
+	if msg := cds.GetErrorDetail().GetMessage(); !strings.Contains(msg, `cluster "a".lb_policy: LOAD_BALANCING_POLICY_CONFIG is not supported`) {
 		t.Errorf("CDS NACK: %q", msg)
 	}
 	if rds.GetVersionInfo() != "1" || cds.GetVersionInfo() != "1" {

@@ -199,6 +199,7 @@ func (d *dynamic) activate(e *dynListener, bl *builtListener, rs *resourceState)
 		d.s.serve(bl.sock)
 		d.s.retire(old.built, old.sock)
 	}
+	d.s.reindex()
 }
 
 // discardWarming drops a warming version that never served.
@@ -223,6 +224,7 @@ func (d *dynamic) removeListener(name string) {
 		d.s.retire(e.active.built, e.active.sock)
 	}
 	delete(d.listeners, name)
+	d.s.reindex()
 }
 
 // missingRoutes returns the route configurations bl's connection managers
@@ -269,7 +271,7 @@ func (d *dynamic) activateWarm() {
 func (d *dynamic) activeSocket(name string) *listener.Listener {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if e := d.listeners[name]; e != nil && e.active != nil {
+	if e := d.listeners[name]; e != nil && e.active != nil && e.active.sock != nil && e.active.sock.Bound() {
 		return e.active.sock
 	}
 	return nil
@@ -281,7 +283,7 @@ func (d *dynamic) activeAddrs() []ListenerAddr {
 	defer d.mu.Unlock()
 	var out []ListenerAddr
 	for _, name := range sortedNames(d.listeners) {
-		if e := d.listeners[name]; e.active != nil && e.active.sock != nil {
+		if e := d.listeners[name]; e.active != nil && e.active.sock != nil && e.active.sock.Bound() {
 			out = append(out, ListenerAddr{name, e.active.sock.Addr()})
 		}
 	}

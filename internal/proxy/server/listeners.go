@@ -25,8 +25,9 @@ import (
 // chains and its socket.
 type builtListener struct {
 	cfg *listenerv3.Listener
-	// sock is nil when the listener binds no socket (bind_to_port false)
-	// and in validate mode.
+	// sock is the listener: with a socket, or without one for
+	// bind_to_port false (it serves connections handed over by a
+	// use_original_dst listener: handoff.go); nil in validate mode.
 	sock   *listener.Listener
 	chains *listener.Chains
 	// built holds every chain: filter_chains in order, then the default.
@@ -82,15 +83,20 @@ func (s *Server) buildListener(cfg *listenerv3.Listener, reuse []*builtChain, so
 		return nil, err
 	}
 	bl.chains = chains
-	if sock == nil && la.bind {
-		l, err := listener.Listen(listener.Config{
+	if sock == nil {
+		lcfg := listener.Config{
 			Name:       cfg.GetName(),
 			Address:    la.ap.String(),
 			IPv4Compat: cfg.GetAddress().GetSocketAddress().GetIpv4Compat(),
 			StatPrefix: cfg.GetStatPrefix(),
 			Stats:      s.stats,
 			Chains:     chains,
-		})
+		}
+		listen := listener.Listen
+		if !la.bind {
+			listen = listener.NewUnbound
+		}
+		l, err := listen(lcfg)
 		if err != nil {
 			closeNew(bl.built, reuse)
 			return nil, fmt.Errorf("address: %w", err)
@@ -131,6 +137,7 @@ func (s *Server) buildChains(bl *builtListener, cfg *listenerv3.Listener, reuse 
 	if err := listenerFilters(chains, cfg); err != nil {
 		return nil, err
 	}
+	s.originalDstChains(chains, cfg)
 	if err := s.listenerAccessLogs(chains, cfg); err != nil {
 		return nil, err
 	}
@@ -161,9 +168,15 @@ func (s *Server) buildChains(bl *builtListener, cfg *listenerv3.Listener, reuse 
 	return chains, nil
 }
 
-// listenerFilters sets up the listener filters (tls_inspector only).
+// listenerFilters sets up the listener filters: tls_inspector and
+// original_dst (which runs first whatever its position: weft has no other
+// filter whose result it could change).
 func listenerFilters(chains *listener.Chains, cfg *listenerv3.Listener) error {
 	for i, lf := range cfg.GetListenerFilters() {
+		if isOriginalDst(lf) {
+			chains.RestoreOriginalDst = true
+			continue
+		}
 		if lf.GetTypedConfig() != nil && lf.GetTypedConfig().MessageIs(&tlsinspectorv3.TlsInspector{}) || lf.GetName() == "envoy.filters.listener.tls_inspector" {
 			var ti tlsinspectorv3.TlsInspector
 			if lf.GetTypedConfig() != nil {
@@ -178,7 +191,7 @@ func listenerFilters(chains *listener.Chains, cfg *listenerv3.Listener) error {
 			chains.TLSInspector = in
 			continue
 		}
-		return fmt.Errorf("listener_filters[%d] (%s): not supported by weft-proxy (tls_inspector is)", i, lf.GetName())
+		return fmt.Errorf("listener_filters[%d] (%s): not supported by weft-proxy (tls_inspector and original_dst are)", i, lf.GetName())
 	}
 	return nil
 }

@@ -97,6 +97,9 @@ type Server struct {
 	static  []*builtListener
 	sockets map[*listener.Listener]struct{}
 	chains  map[*builtChain]struct{}
+	// listenerIdx finds active listeners by address for use_original_dst
+	// hand-off (handoff.go).
+	listenerIdx atomic.Pointer[listenerIndex]
 	// stopCtx ends when Shutdown begins: listeners and chains still
 	// draining after an xDS update hand their connections over to it.
 	stopCtx context.Context
@@ -177,6 +180,7 @@ func New(o Options) (*Server, error) {
 		s.track(bl)
 		s.static = append(s.static, bl)
 	}
+	s.reindex()
 	s.sds = newSecretManager(s)
 	if err := s.newDynamic(); err != nil {
 		s.closeAll()
@@ -278,7 +282,7 @@ func (s *Server) track(bl *builtListener) {
 // (static, or dynamic and active), or nil.
 func (s *Server) ListenerAddr(name string) net.Addr {
 	for _, bl := range s.static {
-		if bl.name() == name && bl.sock != nil {
+		if bl.name() == name && bl.sock != nil && bl.sock.Bound() {
 			return bl.sock.Addr()
 		}
 	}
@@ -402,7 +406,7 @@ type ListenerAddr struct {
 func (s *Server) ListenerAddrs() []ListenerAddr {
 	var out []ListenerAddr
 	for _, bl := range s.static {
-		if bl.sock != nil {
+		if bl.sock != nil && bl.sock.Bound() {
 			out = append(out, ListenerAddr{bl.name(), bl.sock.Addr()})
 		}
 	}

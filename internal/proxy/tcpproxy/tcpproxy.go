@@ -135,7 +135,7 @@ func (p *Proxy) ServeConn(c *network.Conn) {
 		info.SetFlag(streaminfo.NoClusterFound)
 		return
 	}
-	up, h, release := p.connect(cl, &info)
+	up, h, release := p.connect(c, cl, &info)
 	if up == nil {
 		return
 	}
@@ -154,8 +154,11 @@ func (p *Proxy) ServeConn(c *network.Conn) {
 // connect tries up to max_connect_attempts hosts. On failure it sets
 // Envoy's flags: UH without a healthy host, UF when connecting failed,
 // plus URX when more than one attempt was allowed and all failed.
-func (p *Proxy) connect(cl *upstream.Cluster, info *streaminfo.Info) (net.Conn, *upstream.Host, func()) {
+func (p *Proxy) connect(c *network.Conn, cl *upstream.Cluster, info *streaminfo.Info) (net.Conn, *upstream.Host, func()) {
 	var ctx lb.Context
+	if c.LocalRestored {
+		ctx.OriginalDst = c.Local // ORIGINAL_DST clusters connect there
+	}
 	for i := 0; i < p.attempts; i++ {
 		h := cl.Choose(&ctx)
 		if h == nil {

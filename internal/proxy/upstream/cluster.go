@@ -53,6 +53,9 @@ type Cluster struct {
 	transports *transports
 
 	set atomic.Pointer[hostSet]
+	// orig is set for an ORIGINAL_DST cluster: hosts made on demand from
+	// the downstream's original destination (origdst.go).
+	orig *origDst
 
 	// Health (health.go): the outlier detector and the active health
 	// check, both nil when not configured, and the health goroutine's
@@ -94,6 +97,9 @@ func (c *Cluster) LastUpdated() time.Time {
 // Choose picks a host for a request. It returns nil when no host can take
 // it (Envoy: 503 with response flag UH).
 func (c *Cluster) Choose(ctx *lb.Context) *Host {
+	if c.orig != nil {
+		return c.orig.choose(ctx.OriginalDst)
+	}
 	h, panicked := c.set.Load().choose(ctx)
 	if panicked {
 		c.Stats.LbHealthyPanc.Inc()

@@ -27,7 +27,6 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/stats"
 	"github.com/weftmesh/weft/internal/proxy/tlsctx"
 	"github.com/weftmesh/weft/internal/proxy/upstream/breaker"
-	"github.com/weftmesh/weft/internal/proxy/upstream/lb"
 	"github.com/weftmesh/weft/internal/proxy/upstream/pool"
 )
 
@@ -190,7 +189,7 @@ func (m *Manager) Close() {
 }
 
 func (m *Manager) build(cfg *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
-	policy, err := lb.New(cfg)
+	policy, err := clusterPolicy(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +238,9 @@ func (m *Manager) build(cfg *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssig
 	if d := cfg.GetConnectTimeout(); d != nil {
 		c.poolOpts.ConnectTimeout = d.AsDuration()
 	}
+	if err := c.bindConfig(cfg.GetUpstreamBindConfig()); err != nil {
+		return nil, err
+	}
 	if ka := cfg.GetUpstreamConnectionOptions().GetTcpKeepalive(); ka != nil {
 		c.poolOpts.KeepAlive = keepAlive(ka)
 	}
@@ -271,8 +273,10 @@ func (m *Manager) build(cfg *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssig
 		if err := c.initEDS(cla); err != nil {
 			return nil, err
 		}
+	case clusterv3.Cluster_ORIGINAL_DST:
+		c.initOrigDst()
 	default:
-		return nil, fmt.Errorf("type: %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS, EDS)", cfg.GetType())
+		return nil, fmt.Errorf("type: %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS, EDS, ORIGINAL_DST)", cfg.GetType())
 	}
 	return c, nil
 }
@@ -331,5 +335,8 @@ func (c *Cluster) start(o Options) {
 	}
 	if c.detector != nil || c.hc != nil {
 		go c.healthLoop()
+	}
+	if c.orig != nil {
+		go c.orig.cleanupLoop()
 	}
 }

@@ -170,7 +170,7 @@ func TestNACK(t *testing.T) {
 	cp.WaitRequest(0, 5*time.Second, "CDS ACK v1", xdstest.ACK(xdsclient.ClusterType, "1"))
 
 	bad := cluster("bad")
-	bad.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
+	bad.LbPolicy = clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG
 	h.setReject("web2", errors.New(`cluster "web2": connect_timeout: too long`))
 	cp.Set(nodeID, xdstest.Resources{resource.ClusterType: {Version: "2", Items: []types.Resource{cluster("web"), bad, cluster("web2"), cluster("ok")}}})
 	nack, i := cp.WaitRequest(0, 5*time.Second, "CDS NACK", xdstest.NACK(xdsclient.ClusterType))
@@ -178,7 +178,7 @@ func TestNACK(t *testing.T) {
 		t.Errorf("NACK version_info %q, want the last accepted %q", nack.GetVersionInfo(), "1")
 	}
 	msg := nack.GetErrorDetail().GetMessage()
-	for _, want := range []string{`cluster "bad".lb_policy: CLUSTER_PROVIDED is not supported`, `cluster "web2": connect_timeout: too long`} {
+	for _, want := range []string{`cluster "bad".lb_policy: LOAD_BALANCING_POLICY_CONFIG is not supported`, `cluster "web2": connect_timeout: too long`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("NACK error_detail %q lacks %q", msg, want)
 		}

@@ -41,8 +41,8 @@ func TestDecode(t *testing.T) {
 			invalid: map[string]string{"resources[0]": "name: required"}},
 		{name: "duplicate", resources: []*anypb.Any{mustAny(t, static), mustAny(t, static)},
 			invalid: map[string]string{"a": `cluster "a": duplicate resource name`}},
-		{name: "unsupported_field", resources: []*anypb.Any{mustAny(t, &clusterv3.Cluster{Name: "b", LbPolicy: clusterv3.Cluster_CLUSTER_PROVIDED})},
-			invalid: map[string]string{"b": `cluster "b".lb_policy: CLUSTER_PROVIDED is not supported`}},
+		{name: "unsupported_field", resources: []*anypb.Any{mustAny(t, &clusterv3.Cluster{Name: "b", LbPolicy: clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG})},
+			invalid: map[string]string{"b": `cluster "b".lb_policy: LOAD_BALANCING_POLICY_CONFIG is not supported`}},
 		{name: "unknown_fields", resources: []*anypb.Any{unknown},
 			invalid: map[string]string{"u": "unknown to weft-proxy's Envoy API version"}},
 	} {

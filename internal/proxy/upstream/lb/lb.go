@@ -9,6 +9,8 @@
 // blocks, never allocates and is safe for concurrent use.
 package lb
 
+import "net/netip"
+
 // Host is what a policy knows of an endpoint.
 type Host interface {
 	// Weight is the endpoint's load_balancing_weight, at least 1.
@@ -28,6 +30,10 @@ type Context struct {
 	// as Envoy does.
 	Hash    uint64
 	HasHash bool
+	// OriginalDst is the downstream connection's original destination
+	// (restored by the original_dst listener filter), zero when it was not
+	// restored. Only ORIGINAL_DST clusters read it: it is their host.
+	OriginalDst netip.AddrPort
 }
 
 // Picker chooses an endpoint for one request.
