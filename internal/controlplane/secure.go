@@ -53,6 +53,9 @@ type secureServer struct {
 
 	// renewMu serialises renewals (the renewal loop, and tests).
 	renewMu sync.Mutex
+	// issued is when the current certificate was issued (Unix ns): its
+	// NotBefore is backdated for clock skew, so renewal counts from here.
+	issued atomic.Int64
 }
 
 // newSecureServer issues the serving certificate, binds address and
@@ -109,13 +112,14 @@ func (s *secureServer) renew() error {
 		return fmt.Errorf("secure port certificate: %w", err)
 	}
 	s.cert.Store(c)
+	s.issued.Store(time.Now().UnixNano())
 	s.log.Info("secure port certificate issued", "serial", c.Leaf.SerialNumber.String(), "not_after", c.Leaf.NotAfter)
 	return nil
 }
 
 // renewLoop renews the certificate at half its lifetime until ctx ends.
 func (s *secureServer) renewLoop(ctx context.Context) {
-	t := time.NewTimer(renewalDelay(s.cert.Load().Leaf, time.Now()))
+	t := time.NewTimer(renewalDelay(s.cert.Load().Leaf, time.Unix(0, s.issued.Load()), time.Now()))
 	defer t.Stop()
 	for {
 		select {
@@ -127,15 +131,18 @@ func (s *secureServer) renewLoop(ctx context.Context) {
 		if err := s.renew(); err != nil {
 			s.log.Error("renewing the secure port certificate failed, retrying", "err", err, "retry_in", renewRetry)
 		} else {
-			next = renewalDelay(s.cert.Load().Leaf, time.Now())
+			next = renewalDelay(s.cert.Load().Leaf, time.Unix(0, s.issued.Load()), time.Now())
 		}
 		t.Reset(next)
 	}
 }
 
-// renewalDelay is the time from now until half of leaf's lifetime has
-// passed (0 when that is past).
-func renewalDelay(leaf *x509.Certificate, now time.Time) time.Duration {
-	at := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+// renewalDelay is the time from now until half of leaf's lifetime, counted
+// from when it was issued, has passed (0 when that is past). The lifetime
+// is not counted from NotBefore, which the CA backdates by a minute for
+// clock skew: with a 10-second certificate that would put the half-way
+// point in the past and renew without pause.
+func renewalDelay(leaf *x509.Certificate, issued, now time.Time) time.Duration {
+	at := issued.Add(leaf.NotAfter.Sub(issued) / 2)
 	return max(at.Sub(now), 0)
 }

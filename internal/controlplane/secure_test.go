@@ -181,19 +181,23 @@ func TestSecurePortRenewal(t *testing.T) {
 	}
 }
 
-// TestRenewalDelay: renewal at half the lifetime, never negative.
+// TestRenewalDelay: renewal at half the lifetime counted from issuance
+// (not from the backdated NotBefore), never negative.
 func TestRenewalDelay(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	leaf := &x509.Certificate{NotBefore: start, NotAfter: start.Add(24 * time.Hour)}
+	leaf := &x509.Certificate{NotBefore: start.Add(-time.Minute), NotAfter: start.Add(24 * time.Hour)}
+	short := &x509.Certificate{NotBefore: start.Add(-time.Minute), NotAfter: start.Add(10 * time.Second)}
 	for _, tt := range []struct {
+		leaf *x509.Certificate
 		now  time.Time
 		want time.Duration
 	}{
-		{start, 12 * time.Hour},
-		{start.Add(11 * time.Hour), time.Hour},
-		{start.Add(13 * time.Hour), 0},
+		{leaf, start, 12 * time.Hour},
+		{leaf, start.Add(11 * time.Hour), time.Hour},
+		{leaf, start.Add(13 * time.Hour), 0},
+		{short, start, 5 * time.Second}, // a 10 s certificate is renewed after 5 s, not at once
 	} {
-		if got := renewalDelay(leaf, tt.now); got != tt.want {
+		if got := renewalDelay(tt.leaf, start, tt.now); got != tt.want {
 			t.Errorf("at %v: %v, want %v", tt.now, got, tt.want)
 		}
 	}
