@@ -63,7 +63,8 @@ func TestLocalMeshMutualTLSByDefault(t *testing.T) {
 		args := []string{"sidecar", "--name", name, "--ip", ip, "--service-account", sa,
 			"--discovery-address", addr(xds), "--ca-address", addr(secure),
 			"--admin-address", net.JoinHostPort(ip, strconv.Itoa(freePort(t, ip))),
-			"--http-proxy-port", strconv.Itoa(proxyPort), "--drain-time-s", "1"}
+			"--http-proxy-port", strconv.Itoa(proxyPort), "--drain-time-s", "1",
+			"--metrics-address=", "--dns-address="} // ports fixed per IP: off, so a weft up on this machine does not collide
 		if labels != "" {
 			args = append(args, "--labels", labels)
 		}
