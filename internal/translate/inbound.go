@@ -71,6 +71,7 @@ func (s *scope) inbound(p *model.Proxy) perProxy {
 	f := s.st.policyFilters(p)
 	f.tracing = s.hcmTracing(traceServer)
 	limits := s.st.rateLimitsFor(p) // LocalRateLimit (ratelimit.go)
+	instances := s.st.instancesOf(p)
 	for _, ip := range s.inboundPorts(p) {
 		cluster := inboundCluster(ip.port)
 		pf := f
@@ -84,7 +85,9 @@ func (s *scope) inbound(p *model.Proxy) perProxy {
 			continue
 		}
 		out.listeners = append(out.listeners, hash(listenerName(ip.bind, ip.port), s.withAccessLogs(l, telemetry.WorkloadMode_SERVER))) // accesslog.go
-		out.clusters = append(out.clusters, hash(cluster, inboundClusterFor(ip, cluster)))
+		c := inboundClusterFor(ip, cluster)
+		c.Metadata = clusterServiceMetadata(inboundServices(instances, ip.port)...) // stats.go
+		out.clusters = append(out.clusters, hash(cluster, c))
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"sort"
 	"strings"
 
 	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
@@ -30,7 +31,8 @@ import (
 //     additions: Istio's endpoint encoding has none), and outbound clusters
 //     filter_metadata.istio.services [{host, name, namespace}], as Istio's
 //     cluster builder sets them, so that the client side fills
-//     destination_*.
+//     destination_*. Inbound clusters list the services the port serves
+//     (inboundServices), as Istio's inbound clusters do.
 const (
 	statsFilterName  = "istio.stats"
 	statsConfigType  = "type.googleapis.com/stats.PluginConfig"
@@ -96,17 +98,44 @@ func endpointMetadata(ep *model.Endpoint) *corev3.Metadata {
 }
 
 // clusterServiceMetadata is Istio's filter_metadata.istio.services of a
-// service's cluster.
-func clusterServiceMetadata(svc *model.Service) *corev3.Metadata {
-	name, _, _ := strings.Cut(svc.Hostname, ".")
-	service := structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-		"host":      structpb.NewStringValue(svc.Hostname),
-		"name":      structpb.NewStringValue(name),
-		"namespace": structpb.NewStringValue(svc.Namespace),
-	}})
+// cluster: one {host, name, namespace} per service, in the order given
+// (nil without services).
+func clusterServiceMetadata(svcs ...*model.Service) *corev3.Metadata {
+	if len(svcs) == 0 {
+		return nil
+	}
+	list := make([]*structpb.Value, len(svcs))
+	for i, svc := range svcs {
+		name, _, _ := strings.Cut(svc.Hostname, ".")
+		list[i] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"host":      structpb.NewStringValue(svc.Hostname),
+			"name":      structpb.NewStringValue(name),
+			"namespace": structpb.NewStringValue(svc.Namespace),
+		}})
+	}
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{istioMetadataKey: {Fields: map[string]*structpb.Value{
-		"services": structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{service}}),
+		"services": structpb.NewListValue(&structpb.ListValue{Values: list}),
 	}}}}
+}
+
+// inboundServices returns the services whose endpoints among instances
+// (the proxy's own) receive traffic on port, once each, sorted by
+// hostname: Istio's inbound clusters list them in filter_metadata.istio
+// .services, so that the destination reporter's destination_service is
+// the first one's FQDN rather than the Host header.
+func inboundServices(instances []instance, port uint32) []*model.Service {
+	var out []*model.Service
+	seen := map[*model.Service]bool{}
+	for _, in := range instances {
+		for _, sp := range in.svc.Ports {
+			if in.ep.PortFor(sp) == port && !seen[in.svc] {
+				seen[in.svc] = true
+				out = append(out, in.svc)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Hostname < out[j].Hostname })
+	return out
 }
 
 func firstNonEmpty(vs ...string) string {
