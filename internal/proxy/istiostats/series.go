@@ -58,18 +58,18 @@ var noService = &service{}
 // the caches, so a key is a handful of words compared without hashing
 // strings, except local.
 type seriesKey struct {
-	peer  *Workload
-	svc   *service
+	peer *Workload
+	svc  *service
 	// local is the proxy's principal on the connection the metrics are
 	// about: the downstream one (destination side) or the upstream one
 	// (source side); remote the upstream's principal (source side).
 	// Both come from certificates the TLS handshake exchanged.
 	local, remote string
-	code  int32
-	grpc  int32 // -1: no gRPC status
-	flags streaminfo.ResponseFlags
-	proto protocol
-	sec   security
+	code          int32
+	grpc          int32 // -1: no gRPC status
+	flags         streaminfo.ResponseFlags
+	proto         protocol
+	sec           security
 }
 
 // httpSeries are the HTTP metrics of one label set.
