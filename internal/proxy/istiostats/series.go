@@ -56,7 +56,7 @@ var noService = &service{}
 // seriesKey is everything a label set depends on besides the proxy's own
 // workload and the reporter (fixed per table). Pointers are interned by
 // the caches, so a key is a handful of words compared without hashing
-// strings, except local.
+// strings, except local and remote.
 type seriesKey struct {
 	peer *Workload
 	svc  *service
