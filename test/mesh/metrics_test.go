@@ -178,6 +178,14 @@ func TestIstioStandardMetrics(t *testing.T) {
 		"hello,v1,hello,v1,hello.default.svc.cluster.local,hello,default,sleep": want["hello-v1,200"],
 		"hello,v2,hello,v2,hello.default.svc.cluster.local,hello,default,sleep": want["hello-v2,200"],
 	})
+	// Both reporters: the principals from the certificates of the mTLS
+	// connection (the source side's from its upstream handshake), and the
+	// service's FQDN (the destination side's from its inbound cluster's
+	// istio.services, not the Host header with its port).
+	ids := got.sum("istio_requests_total", map[string]string{"response_code": "200"},
+		"reporter", "source_principal", "destination_principal", "destination_service")
+	const principals = "spiffe://cluster.local/ns/default/sa/sleep,spiffe://cluster.local/ns/default/sa/hello,hello.default.svc.cluster.local"
+	assertSums(t, "principals and service", ids, map[string]float64{"source," + principals: 100, "destination," + principals: 100})
 	// Histograms: one observation per request, every bucket line present.
 	for _, h := range []string{"istio_request_duration_milliseconds", "istio_request_bytes", "istio_response_bytes"} {
 		n := got.sum(h+"_count", map[string]string{"reporter": "destination"})[""]

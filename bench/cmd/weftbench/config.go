@@ -158,7 +158,7 @@ func (c config) selectProxies(list string) (proxies, skipped []string, err error
 // PATH (installed from Debian by run.sh).
 func (c config) binary(name string) (string, error) {
 	switch name {
-	case harness.WeftProxy, harness.WeftProxyHop, harness.WeftProxyMTLS:
+	case harness.WeftProxy, harness.WeftProxyHop, harness.WeftProxyMTLS, harness.WeftProxyStats:
 		p := filepath.Join(c.binDir, "weft-proxy")
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("no %s: build it with `go build -o %s ./cmd/weft-proxy`", p, p)

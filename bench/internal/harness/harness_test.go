@@ -320,8 +320,8 @@ func TestWeftProxyCommand(t *testing.T) {
 }
 
 // TestHopConfigsValidate renders the weft-proxy hop configs (plaintext and
-// mTLS with generated SPIFFE certificates) and has weft-proxy, built from
-// this checkout, validate them.
+// mTLS with generated SPIFFE certificates) and the metrics-on config, and
+// has weft-proxy, built from this checkout, validate them.
 func TestHopConfigsValidate(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "weft-proxy")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/weft-proxy")
@@ -336,7 +336,7 @@ func TestHopConfigsValidate(t *testing.T) {
 	for _, name := range HopProxies {
 		for _, grpc := range []bool{false, true} {
 			dir := t.TempDir()
-			d := ConfigData{Dir: dir, Port: 9000, AdminPort: 9001, HopPort: 9002, UpstreamPort: 9100, GRPC: grpc}
+			d := ConfigData{Dir: dir, Port: 9000, AdminPort: 9001, HopPort: 9002, UpstreamPort: 9100, GRPC: grpc, IstioStats: name == WeftProxyStats}
 			if name == WeftProxyMTLS {
 				d.CertDir = certs
 			}

@@ -175,7 +175,7 @@ func (b *bench) startProxy(ctx context.Context, c cell, dir string) (*supervise.
 	if err != nil {
 		return nil, 0, err
 	}
-	d := ConfigData{Dir: dir, Port: port, UpstreamPort: c.up.port, GRPC: c.proto == loadgen.GRPC}
+	d := ConfigData{Dir: dir, Port: port, UpstreamPort: c.up.port, GRPC: c.proto == loadgen.GRPC, IstioStats: c.target == WeftProxyStats}
 	if IsWeft(c.target) {
 		if d.AdminPort, err = freePort(); err != nil {
 			return nil, 0, err

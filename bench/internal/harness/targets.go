@@ -25,17 +25,23 @@ const (
 	// costs one hop (client and server side). Run them with --only.
 	WeftProxyHop  = "weft-proxy-hop"
 	WeftProxyMTLS = "weft-proxy-mtls"
+	// WeftProxyStats is WeftProxy with Istio's standard metrics on: the
+	// istio.stats HTTP filter before the router, on an OUTBOUND listener
+	// (reporter "source", as a client sidecar). Its difference to
+	// WeftProxy is what recording the metrics costs. Run it with --only.
+	WeftProxyStats = "weft-proxy-stats"
 )
 
 // AllProxies is every proxy in report order (what runs by default).
 var AllProxies = []string{Nginx, HAProxy, WeftProxy}
 
-// HopProxies are the mTLS-cost targets, run only when named.
-var HopProxies = []string{WeftProxyHop, WeftProxyMTLS}
+// HopProxies are the mTLS-cost and metrics-cost targets, run only when
+// named.
+var HopProxies = []string{WeftProxyHop, WeftProxyMTLS, WeftProxyStats}
 
 // IsWeft reports whether target runs the weft-proxy binary.
 func IsWeft(target string) bool {
-	return target == WeftProxy || target == WeftProxyHop || target == WeftProxyMTLS
+	return target == WeftProxy || target == WeftProxyHop || target == WeftProxyMTLS || target == WeftProxyStats
 }
 
 // ConfigData fills a config template.
@@ -48,6 +54,7 @@ type ConfigData struct {
 	DocRoot      string // upstream nginx only: directory served
 	HopPort      int    // weft-proxy-hop/-mtls: the second ("server sidecar") listener
 	CertDir      string // weft-proxy-mtls: ca.pem, client(-key).pem, server(-key).pem
+	IstioStats   bool   // weft-proxy-stats: the istio.stats filter before the router
 }
 
 // proxyKind says how to configure, check and run one proxy.
@@ -82,9 +89,10 @@ var kinds = map[string]proxyKind{
 			return bin, []string{"-c", "-f", cfg}
 		},
 	},
-	WeftProxy:     weftKind(WeftProxy, "weft-proxy.yaml.tmpl"),
-	WeftProxyHop:  weftKind(WeftProxyHop, "weft-proxy-hop.yaml.tmpl"),
-	WeftProxyMTLS: weftKind(WeftProxyMTLS, "weft-proxy-hop.yaml.tmpl"),
+	WeftProxy:      weftKind(WeftProxy, "weft-proxy.yaml.tmpl"),
+	WeftProxyHop:   weftKind(WeftProxyHop, "weft-proxy-hop.yaml.tmpl"),
+	WeftProxyMTLS:  weftKind(WeftProxyMTLS, "weft-proxy-hop.yaml.tmpl"),
+	WeftProxyStats: weftKind(WeftProxyStats, "weft-proxy.yaml.tmpl"),
 }
 
 // weftKind runs weft-proxy with the bootstrap template tmpl.

@@ -295,8 +295,11 @@ func (b *h1Body) reset(r *http1.BodyReader, t readTimer) {
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
-	if err == io.EOF && b.info != nil {
-		b.info.MarkRequestDone()
+	if b.info != nil {
+		b.info.RequestMessages.Inspect(p[:n])
+		if err == io.EOF {
+			b.info.MarkRequestDone()
+		}
 	}
 	if err != nil && err != io.EOF {
 		var perr *http1.Error
@@ -401,6 +404,7 @@ func (w *h1Writer) Write(p []byte) (int, error) {
 	}
 	n, err := w.c.Write(p)
 	w.s.Info.BytesSent += int64(n)
+	w.s.Info.ResponseMessages.Inspect(p[:n])
 	if err != nil {
 		w.closeConn = true
 	}

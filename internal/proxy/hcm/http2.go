@@ -213,8 +213,11 @@ type h2Body struct {
 
 func (b *h2Body) Read(p []byte) (int, error) {
 	n, err := b.st.Read(p)
-	if err == io.EOF && b.info != nil {
-		b.info.MarkRequestDone()
+	if b.info != nil {
+		b.info.RequestMessages.Inspect(p[:n])
+		if err == io.EOF {
+			b.info.MarkRequestDone()
+		}
 	}
 	return n, err
 }
@@ -285,6 +288,7 @@ func (w *h2Writer) WriteHeaders(h *headers.Response, endStream bool) error {
 func (w *h2Writer) Write(p []byte) (int, error) {
 	n, err := w.st.Write(p)
 	w.s.Info.BytesSent += int64(n)
+	w.s.Info.ResponseMessages.Inspect(p[:n])
 	return n, w.failed(err)
 }
 

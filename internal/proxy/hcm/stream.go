@@ -190,6 +190,11 @@ func (m *Manager) checkRequest(s *httpfilter.Stream) bool {
 	}
 	if ct := r.Get(headers.ContentType); bytes.HasPrefix(ct, []byte("application/grpc")) {
 		s.GRPC = true
+		// Count the messages both ways (the grpc_stats filter's counts,
+		// which istio.stats reports): the body reader and the response
+		// writer inspect what passes.
+		s.Info.RequestMessages.Start()
+		s.Info.ResponseMessages.Start()
 	}
 	if !removeHopByHop(&r.Map, r.UpgradeProto != nil) {
 		httpfilter.SendLocalReply(s, 400, "", streaminfo.DownstreamProtocolError, "http1.connection_header_rejected")

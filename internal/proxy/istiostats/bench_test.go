@@ -77,18 +77,31 @@ func TestRecordingAllocatesNothing(t *testing.T) {
 }
 
 // BenchmarkRecord is the filter's cost per stream (DecodeHeaders and
-// OnStreamDone) for a known label set.
+// OnStreamDone) for a known label set, for HTTP and gRPC streams (the
+// latter also add their message counts), the source side with the
+// principals of an mTLS upstream connection.
 func BenchmarkRecord(b *testing.B) {
 	for _, r := range []Reporter{Source, Destination} {
-		b.Run(r.String(), func(b *testing.B) {
-			rec, _ := recorder(b)
-			mx, _ := EncodeHeader(&Workload{Name: "sleep", Namespace: "default", ServiceAccount: "sleep"})
-			f := &HTTPFilter{rec: rec, reporter: r, hostFallback: true}
-			s := stream(b, mx, endpointMD())
-			b.ReportAllocs()
-			for b.Loop() {
-				run(f, s, mx)
+		for _, grpc := range []bool{false, true} {
+			name := r.String() + "/http"
+			if grpc {
+				name = r.String() + "/grpc"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				rec, _ := recorder(b)
+				mx, _ := EncodeHeader(&Workload{Name: "sleep", Namespace: "default", ServiceAccount: "sleep"})
+				f := &HTTPFilter{rec: rec, reporter: r, hostFallback: true}
+				s := stream(b, mx, endpointMD())
+				s.Info.UpstreamLocalPrincipal = "spiffe://cluster.local/ns/default/sa/sleep"
+				s.Info.UpstreamPeerPrincipal = "spiffe://cluster.local/ns/default/sa/hello"
+				if grpc {
+					grpcStream(s, 1, 1)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					run(f, s, mx)
+				}
+			})
+		}
 	}
 }

@@ -32,7 +32,28 @@
 // labels come from the upstream host's EDS metadata (filter_metadata.istio
 // .workload, "name;namespace;canonical-service;canonical-revision;cluster")
 // and destination_service from the cluster's metadata
-// (filter_metadata.istio.services) or the Host header.
+// (filter_metadata.istio.services) or the Host header; source_principal
+// and destination_principal come from the certificates the upstream
+// connection's TLS handshake exchanged (Istio's
+// upstream.uri_san_local_certificate and uri_san_peer_certificate,
+// computed once per pooled connection: "unknown" and the endpoint
+// metadata's principal on a plaintext connection). On the destination
+// side, destination_service is the first of the inbound cluster's
+// istio.services (weft-control lists the services the port serves, as
+// Istio does), else the Host header.
+//
+// gRPC streams also count istio_request_messages_total and
+// istio_response_messages_total: the connection manager counts the
+// length-prefixed messages of the request body it reads and of the
+// response body it writes (streaminfo.MessageCounter, Envoy's
+// grpc_stats FrameInspector, without copying), and the filter adds the
+// counts when the stream ends.
+//
+// TCP connections (the network filter) are identified like HTTP streams
+// without the metadata exchange: on the destination side the source's
+// principal and namespace come from its certificate, its other labels are
+// "unknown" (Istio's TCP metadata exchange over ALPN
+// "istio-peer-exchange" is not implemented).
 //
 // Recording is off the allocation path: label sets (series) are built once
 // per (peer, service, response code, flags, ...) and cached in

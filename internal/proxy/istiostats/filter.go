@@ -64,12 +64,19 @@ func (f *HTTPFilter) OnStreamDone(s *httpfilter.Stream) {
 		k.local, k.sec = localSecurity(s.Conn)
 	} else {
 		k.peer = f.rec.endpointPeer(s.Info.UpstreamHostMetadata)
+		k.local, k.remote = s.Info.UpstreamLocalPrincipal, s.Info.UpstreamPeerPrincipal
 	}
 	ser := f.rec.httpSeries(f.reporter, k)
 	ser.requests.Inc()
 	ser.duration.Record(float64(s.Info.Duration) / float64(time.Millisecond))
 	ser.reqBytes.Record(float64(s.Info.BytesReceived))
 	ser.respBytes.Record(float64(s.Info.BytesSent))
+	if ser.reqMsgs != nil {
+		// The messages the connection manager counted on the bodies
+		// (Envoy's grpc_stats filter state, which Istio reports).
+		ser.reqMsgs.Add(s.Info.RequestMessages.Count())
+		ser.respMsgs.Add(s.Info.ResponseMessages.Count())
+	}
 }
 
 // localSecurity returns the proxy's principal on c and the

@@ -56,16 +56,20 @@ var noService = &service{}
 // seriesKey is everything a label set depends on besides the proxy's own
 // workload and the reporter (fixed per table). Pointers are interned by
 // the caches, so a key is a handful of words compared without hashing
-// strings, except local.
+// strings, except local and remote.
 type seriesKey struct {
-	peer  *Workload
-	svc   *service
-	local string // the proxy's principal on this connection (destination side)
-	code  int32
-	grpc  int32 // -1: no gRPC status
-	flags streaminfo.ResponseFlags
-	proto protocol
-	sec   security
+	peer *Workload
+	svc  *service
+	// local is the proxy's principal on the connection the metrics are
+	// about: the downstream one (destination side) or the upstream one
+	// (source side); remote the upstream's principal (source side).
+	// Both come from certificates the TLS handshake exchanged.
+	local, remote string
+	code          int32
+	grpc          int32 // -1: no gRPC status
+	flags         streaminfo.ResponseFlags
+	proto         protocol
+	sec           security
 }
 
 // httpSeries are the HTTP metrics of one label set.
@@ -73,6 +77,9 @@ type httpSeries struct {
 	requests            *stats.Counter
 	duration            *stats.Histogram
 	reqBytes, respBytes *stats.Histogram
+	// reqMsgs and respMsgs are the gRPC message counters, nil for
+	// request_protocol "http" (Istio reports them for gRPC only).
+	reqMsgs, respMsgs *stats.Counter
 }
 
 // tcpSeries are the TCP metrics of one label set.
@@ -98,7 +105,11 @@ func tags(r Reporter, self *Workload, k *seriesKey) []stats.Tag {
 	if r == Destination {
 		dstPrincipal = orUnknown(k.local)
 	} else {
-		srcPrincipal = unknown // the upstream TLS local certificate is not known here
+		// Istio's upstream.uri_san_local_certificate and
+		// uri_san_peer_certificate; without a peer certificate the
+		// endpoint's metadata (weft's addition) says who the host is.
+		srcPrincipal = orUnknown(k.local)
+		dstPrincipal = first(k.remote, dstPrincipal)
 	}
 	add("source_principal", srcPrincipal)
 	add("source_app", src.App)
@@ -150,12 +161,17 @@ func (rec *Recorder) httpSeries(r Reporter, k seriesKey) *httpSeries {
 	}
 	return t.http.getOrAdd(k, func() *httpSeries {
 		tg := tags(r, rec.self, &k)
-		return &httpSeries{
+		ser := &httpSeries{
 			requests:  rec.store.CustomCounter(statNamespace, RequestsTotal, tg),
 			duration:  rec.store.CustomHistogram(statNamespace, RequestDuration, tg),
 			reqBytes:  rec.store.CustomHistogram(statNamespace, RequestBytes, tg),
 			respBytes: rec.store.CustomHistogram(statNamespace, ResponseBytes, tg),
 		}
+		if k.proto == protoGRPC {
+			ser.reqMsgs = rec.store.CustomCounter(statNamespace, RequestMessagesTotal, tg)
+			ser.respMsgs = rec.store.CustomCounter(statNamespace, ResponseMessagesTotal, tg)
+		}
+		return ser
 	})
 }
 

@@ -2,6 +2,7 @@ package istiostats
 
 import (
 	"github.com/weftmesh/weft/internal/proxy/network"
+	"github.com/weftmesh/weft/internal/proxy/streaminfo"
 	"github.com/weftmesh/weft/internal/proxy/tcpproxy"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 )
@@ -21,7 +22,7 @@ type NetworkFilter struct {
 // knows the source's principal and namespace from its certificate only.
 // (Istio also reports bytes every tcp_reporting_duration while a
 // connection lasts; weft-proxy reports them when it closes.)
-func (f *NetworkFilter) Opened(c *network.Conn, cl *upstream.Cluster, h *upstream.Host) func(received, sent int64) {
+func (f *NetworkFilter) Opened(c *network.Conn, info *streaminfo.Info, cl *upstream.Cluster, h *upstream.Host) func(received, sent int64) {
 	k := seriesKey{proto: protoTCP, grpc: -1}
 	k.svc = f.rec.serviceOf(cl.Name(), cl.Config().GetMetadata(), nil, false)
 	if f.reporter == Destination {
@@ -29,6 +30,7 @@ func (f *NetworkFilter) Opened(c *network.Conn, cl *upstream.Cluster, h *upstrea
 		k.local, k.sec = localSecurity(c)
 	} else {
 		k.peer = f.rec.endpointPeer(h.Metadata())
+		k.local, k.remote = info.UpstreamLocalPrincipal, info.UpstreamPeerPrincipal
 	}
 	ser := f.rec.tcpSeries(f.reporter, k)
 	ser.opened.Inc()

@@ -39,6 +39,7 @@ func (rq *request) forwardHTTP1() {
 			return
 		}
 		c.NetConn().SetDeadline(rq.tryDeadline)
+		rq.s.Info.UpstreamPeerPrincipal, rq.s.Info.UpstreamLocalPrincipal = c.Identity.Peer, c.Identity.Local
 		if a, ok := c.NetConn().LocalAddr().(*net.TCPAddr); ok {
 			rq.s.Info.UpstreamLocal = a.AddrPort() // %UPSTREAM_LOCAL_ADDRESS%
 		}

@@ -105,6 +105,7 @@ func (rq *request) exchangeHTTP2(body []byte, trailers *headers.Map, complete, m
 		return false
 	}
 	defer cc.Done()
+	s.Info.UpstreamPeerPrincipal, s.Info.UpstreamLocalPrincipal = cc.Identity.Peer, cc.Identity.Local
 	cs, err := cc.Open(&s.Req, h2codec.OpenOptions{Body: body, Trailers: trailers, EndStream: complete})
 	if err != nil {
 		if mayRetry && errors.Is(err, h2codec.ErrUnprocessed) {

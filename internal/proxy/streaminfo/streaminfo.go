@@ -126,6 +126,10 @@ type Info struct {
 
 	BytesReceived int64 // request body bytes from downstream
 	BytesSent     int64 // response body bytes to downstream
+	// RequestMessages and ResponseMessages count the gRPC messages of the
+	// request body read from downstream and of the response body sent to
+	// it; the connection manager starts them for gRPC requests.
+	RequestMessages, ResponseMessages MessageCounter
 
 	DownstreamRemote netip.AddrPort
 	DownstreamLocal  netip.AddrPort
@@ -138,6 +142,12 @@ type Info struct {
 	// metadata and cluster info metadata), nil when none: read-only.
 	UpstreamHostMetadata    *corev3.Metadata
 	UpstreamClusterMetadata *corev3.Metadata
+	// UpstreamPeerPrincipal and UpstreamLocalPrincipal are the first URI
+	// SANs of the certificates the upstream connection's TLS handshake
+	// exchanged, the upstream's and this proxy's (Envoy's
+	// %UPSTREAM_PEER_URI_SAN% and %UPSTREAM_LOCAL_URI_SAN%), "" for a
+	// plaintext connection or a certificate without URI.
+	UpstreamPeerPrincipal, UpstreamLocalPrincipal string
 	// DownstreamPeer is the downstream workload a filter identified (the
 	// istio.stats filter's verified peer; Envoy keeps it in filter state
 	// as "wasm.downstream_peer"), nil when unknown. Its type belongs to

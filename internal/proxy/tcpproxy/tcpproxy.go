@@ -44,10 +44,12 @@ type Proxy struct {
 // Observer sees the connections a tcp_proxy relays.
 type Observer interface {
 	// Opened is called on the connection's goroutine once the upstream
-	// connection to h of cluster is established. The returned function,
-	// when not nil, is called with the bytes received from and sent to
-	// the downstream once the relay is done.
-	Opened(c *network.Conn, cluster *upstream.Cluster, h *upstream.Host) (done func(received, sent int64))
+	// connection to h of cluster is established; info is the
+	// connection's record so far (upstream principals included), valid
+	// until done returns. The returned function, when not nil, is called
+	// with the bytes received from and sent to the downstream once the
+	// relay is done.
+	Opened(c *network.Conn, info *streaminfo.Info, cluster *upstream.Cluster, h *upstream.Host) (done func(received, sent int64))
 }
 
 type proxyStats struct {
@@ -143,7 +145,7 @@ func (p *Proxy) ServeConn(c *network.Conn) {
 	defer up.Close()
 	var done func(received, sent int64)
 	if p.Observer != nil {
-		done = p.Observer.Opened(c, cl, h)
+		done = p.Observer.Opened(c, &info, cl, h)
 	}
 	rx, tx := p.relay(c, up, &info)
 	if done != nil {
@@ -173,6 +175,8 @@ func (p *Proxy) connect(c *network.Conn, cl *upstream.Cluster, info *streaminfo.
 			if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
 				info.UpstreamLocal = a.AddrPort()
 			}
+			id := h.Identity(c)
+			info.UpstreamPeerPrincipal, info.UpstreamLocalPrincipal = id.Peer, id.Local
 			return c, h, func() {
 				release()
 				h.Stats.RqActive.Dec()

@@ -62,6 +62,17 @@ func (cl *Client) Handshake(ctx context.Context, conn net.Conn) (*tls.Conn, erro
 	return tc, nil
 }
 
+// LocalPrincipal returns the first URI SAN of the certificate the client
+// presents now (its SPIFFE ID), or "" when it has none. It allocates: call
+// it once per connection.
+func (cl *Client) LocalPrincipal() string {
+	c := cl.c.certificate()
+	if c == nil || c.Leaf == nil || len(c.Leaf.URIs) == 0 {
+		return ""
+	}
+	return c.Leaf.URIs[0].String()
+}
+
 func (cl *Client) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 	if c := cl.c.certificate(); c != nil {
 		return c, nil

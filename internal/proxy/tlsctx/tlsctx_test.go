@@ -356,3 +356,27 @@ func BenchmarkHandshakeResumed(b *testing.B) {
 		}
 	}
 }
+
+// TestClientLocalPrincipal: the client's principal is its certificate's
+// first URI SAN, "" without a certificate.
+func TestClientLocalPrincipal(t *testing.T) {
+	p := newPKI(t)
+	for _, tc := range []struct {
+		name string
+		cc   *tlsv3.CommonTlsContext
+		want string
+	}{
+		{"certificate with a URI SAN", &tlsv3.CommonTlsContext{TlsCertificates: []*tlsv3.TlsCertificate{certOf(p.client)}}, "spiffe://cluster.local/ns/default/sa/client"},
+		{"no certificate", &tlsv3.CommonTlsContext{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl, err := tlsctx.NewClient(&tlsv3.UpstreamTlsContext{CommonTlsContext: tc.cc}, tlsctx.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cl.LocalPrincipal(); got != tc.want {
+				t.Errorf("LocalPrincipal() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -164,6 +164,9 @@ func (c *Cluster) newHost(addr, hostname string, ep endpointMeta) *Host {
 	po.Stats = &ps
 	h.tls = c.transports.forEndpoint(ep.metadata)
 	po.Handshake = handshake(h.tls)
+	if h.tls != nil {
+		po.LocalPrincipal = h.tls.LocalPrincipal
+	}
 	h.popts = po
 	h.h1 = pool.NewH1(po, c.codecOpts)
 	h.h2 = pool.NewH2(po, c.h2opts)

@@ -156,6 +156,10 @@ func (h *Host) DialTCP(deadline time.Time) (net.Conn, func(), error) {
 	return pool.DialTCP(&h.popts, deadline)
 }
 
+// Identity returns what the TLS handshake of a connection DialTCP
+// returned proved about both ends (zero for plaintext).
+func (h *Host) Identity(c net.Conn) pool.Identity { return h.popts.IdentityOf(c) }
+
 // close closes the host's pools at once (the cluster manager is shutting
 // down, after the server's drain).
 func (h *Host) close() {

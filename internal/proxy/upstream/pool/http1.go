@@ -61,6 +61,8 @@ type H1Conn struct {
 	peekBuf  [1]byte
 	lastUsed time.Time
 	requests int
+	// Identity is what the connection's TLS handshake proved (read-only).
+	Identity Identity
 	// Reused is true when the connection served an earlier request. A
 	// request on a reused connection that fails before any response byte
 	// arrived may be replayed on a new connection if it had no body.
@@ -165,7 +167,7 @@ func (p *H1) dial(deadline time.Time) (*H1Conn, error) {
 		return nil, err
 	}
 	p.o.Stats.CxHTTP1Total.Inc()
-	c := &H1Conn{Conn: http1.NewConn(nc, p.codec), nc: nc, pool: p}
+	c := &H1Conn{Conn: http1.NewConn(nc, p.codec), nc: nc, pool: p, Identity: p.o.identityOf(nc)}
 	raw := nc
 	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
 		// TLS: the liveness peek looks at the socket under the TLS

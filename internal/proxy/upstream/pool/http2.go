@@ -55,10 +55,12 @@ type h2Dial struct {
 // H2Conn is one pooled HTTP/2 connection.
 type H2Conn struct {
 	*h2codec.ClientConn
-	pool    *H2
-	streams int // in flight or reserved, under pool.mu
-	dead    bool
-	retired bool // shut down by a drain, under pool.mu
+	// Identity is what the connection's TLS handshake proved (read-only).
+	Identity Identity
+	pool     *H2
+	streams  int // in flight or reserved, under pool.mu
+	dead     bool
+	retired  bool // shut down by a drain, under pool.mu
 }
 
 // NewH2 returns an empty pool.
@@ -186,7 +188,7 @@ func (p *H2) connect(deadline time.Time) (*H2Conn, error) {
 		return nil, &ConnectError{Addr: nc.RemoteAddr().String(), Err: err}
 	}
 	p.o.Stats.CxHTTP2Total.Inc()
-	c := &H2Conn{ClientConn: cc, pool: p, streams: 1}
+	c := &H2Conn{ClientConn: cc, Identity: p.o.identityOf(nc), pool: p, streams: 1}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

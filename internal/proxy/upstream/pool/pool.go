@@ -82,6 +82,9 @@ type Options struct {
 	// Envoy's connect_timeout covers the transport socket's handshake. It
 	// closes c on error; the error is reported as a *ConnectError (503 UF).
 	Handshake func(ctx context.Context, c net.Conn) (net.Conn, error)
+	// LocalPrincipal, when set, returns the URI SAN of the certificate the
+	// Handshake presents (see Identity).
+	LocalPrincipal func() string
 }
 
 func (o *Options) dial(deadline time.Time) (net.Conn, error) {
