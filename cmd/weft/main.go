@@ -3,7 +3,9 @@
 // configuration to it, `weft analyze` checks Istio configuration files the
 // way weft-control loads them, `weft token` mints a workload's bootstrap
 // token for the mesh CA, `weft proxy-status`, `weft proxy-config` and
-// `weft dashboard` look into a running mesh, `weft version` and `weft
+// `weft dashboard` look into a running mesh, `weft iptables` installs
+// transparent capture in a network namespace (internal/capture), `weft
+// demo-app` (hidden) is the sample application, `weft version` and `weft
 // completion bash|zsh|fish` do what they say.
 //
 // Exit status: 0 when the command succeeded (for analyze: no errors,
