@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -43,15 +42,15 @@ Exit status: 0 when there is no error (warnings are allowed), 1 otherwise.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&o.files, "filename", "f", nil, "a configuration file or directory (repeatable)")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", `output format: "" (human-readable) or "json"`)
+	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "output format: table (one line per problem and a summary), json or yaml")
 	_ = cmd.MarkFlagRequired("filename")
 	return cmd
 }
 
 // run loads, prints and sets the exit status.
 func (o *analyzeOptions) run(s streams) error {
-	if o.output != "" && o.output != "json" {
-		return fmt.Errorf(`unknown output format %q: use -o json, or no -o for text`, o.output)
+	if err := checkOutput(o.output, "table", "json", "yaml"); err != nil {
+		return err
 	}
 	r, err := config.LoadFiles(o.files...)
 	if err != nil {
@@ -60,9 +59,10 @@ func (o *analyzeOptions) run(s streams) error {
 	if len(r.Files) == 0 && len(r.Errors) == 0 {
 		return fmt.Errorf("no configuration files (*.yaml, *.yml, *.json) in %s", strings.Join(o.files, ", "))
 	}
-	if o.output == "json" {
-		err = writeJSON(s.out, r)
-	} else {
+	switch o.output {
+	case "json", "yaml":
+		err = writeStructured(s.out, o.output, problems(r)) // an empty list when there are none
+	default:
 		err = writeText(s.out, r)
 	}
 	if err != nil {
@@ -87,9 +87,8 @@ type problem struct {
 	Severity  string `json:"severity"`
 }
 
-// writeJSON prints the problems as a JSON array (empty when there are
-// none), in file and line order.
-func writeJSON(w io.Writer, r *config.LoadResult) error {
+// problems converts the problems for -o json|yaml, in file and line order.
+func problems(r *config.LoadResult) []problem {
 	out := make([]problem, 0, len(r.Errors))
 	for _, e := range r.Errors {
 		out = append(out, problem{
@@ -98,9 +97,7 @@ func writeJSON(w io.Writer, r *config.LoadResult) error {
 			Path: e.Path, Message: e.Message, Severity: severity(e),
 		})
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return out
 }
 
 // severity names an error's level.

@@ -109,7 +109,7 @@ func TestAnalyzeUsage(t *testing.T) {
 		{"no file", []string{"analyze"}, `weft: required flag(s) "filename" not set`},
 		{"missing file", []string{"analyze", "-f", "testdata/nope.yaml"}, "weft: config: stat testdata/nope.yaml: no such file or directory"},
 		{"no configuration files", []string{"analyze", "-f", empty}, "weft: no configuration files (*.yaml, *.yml, *.json) in " + empty},
-		{"unknown output", []string{"analyze", "-f", "testdata/valid", "-o", "yaml"}, `weft: unknown output format "yaml": use -o json, or no -o for text`},
+		{"unknown output", []string{"analyze", "-f", "testdata/valid", "-o", "xml"}, `weft: unknown output format "xml": use -o table, -o json, -o yaml`},
 		{"unknown command", []string{"analyse"}, `weft: unknown command "analyse" for "weft"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

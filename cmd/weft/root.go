@@ -61,5 +61,13 @@ func newRootCommand(s streams) *cobra.Command {
 	root.AddCommand(newApplyCommand(s))   // apply.go
 	root.AddCommand(newVersionCommand(s)) // version.go
 	root.AddCommand(newIPTablesCommand(s))
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Example = "  source <(weft completion bash)                        # this shell\n" +
+				"  weft completion bash > /etc/bash_completion.d/weft      # every new shell\n" +
+				"  weft completion zsh > \"${fpath[1]}/_weft\""
+		}
+	}
 	return root
 }
