@@ -5,6 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftmesh/weft/internal/inject"
 )
 
 // TestKubeInject: the file's Deployment gets the sidecar with the flags'
@@ -71,6 +76,42 @@ func TestKubeInjectErrors(t *testing.T) {
 		code, out, errOut := weft(tt.args...)
 		if code != 1 || !strings.Contains(errOut, tt.want) || out != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q, want %q", tt.args, code, out, errOut, tt.want)
+		}
+	}
+}
+
+// TestInjectedInitArgs: the capture container internal/inject adds, with
+// every traffic annotation set, runs `weft iptables` with flags it
+// accepts and that take effect (dry run).
+func TestInjectedInitArgs(t *testing.T) {
+	inj, err := inject.New(inject.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Annotations: map[string]string{
+			inject.AnnotationIncludeInboundPorts:     "8080",
+			inject.AnnotationExcludeInboundPorts:     "22",
+			inject.AnnotationExcludeOutboundIPRanges: "10.96.0.0/12",
+			inject.AnnotationIncludeOutboundPorts:    "443",
+			inject.AnnotationExcludeOutboundPorts:    "5432",
+		}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web"}}},
+	}
+	if _, err := inj.Inject(inject.Target{Meta: &pod.ObjectMeta, Spec: &pod.Spec}); err != nil {
+		t.Fatal(err)
+	}
+	c := pod.Spec.InitContainers[0]
+	if len(c.Command) != 2 || c.Command[1] != "iptables" {
+		t.Fatalf("command %v, want weft iptables", c.Command)
+	}
+	code, out, errOut := weft(append([]string{"iptables", "--dry-run", "--backend", "iptables"}, c.Args...)...)
+	if code != 0 {
+		t.Fatalf("weft iptables %v: exit %d: %s", c.Args, code, errOut)
+	}
+	for _, w := range []string{"--uid-owner 1337", "-d 10.96.0.0/12 -j RETURN", "--dport 8080", "--dport 5432", "--dport 443"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("rules lack %q:\n%s", w, out)
 		}
 	}
 }
