@@ -47,7 +47,7 @@ func TestInjectedSidecarParses(t *testing.T) {
 	if o.name != "web-1" || o.namespace != "apps" || o.ip != "10.1.2.3" || o.serviceAccount != "web" {
 		t.Errorf("identity %s/%s %s sa %s", o.namespace, o.name, o.ip, o.serviceAccount)
 	}
-	if !o.security() || o.caAddress != "weft-control.istio-system.svc:15012" || o.sdsSocket != "/var/run/secrets/workload-spiffe-uds/socket" {
+	if !o.security() || o.caAddress != "weft-control.istio-system.svc:15012" || o.sdsSocket != "/var/run/secrets/workload-spiffe-uds/weft-proxy/sds.sock" {
 		t.Errorf("security: ca %q sds %q root %q", o.caAddress, o.sdsSocket, o.caRoot)
 	}
 	if o.meta[interceptionModeKey] != "REDIRECT" || o.meta["WORKLOAD_NAME"] != "web-1" || o.meta["CLUSTER_ID"] != "Kubernetes" {

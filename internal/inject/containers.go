@@ -23,7 +23,9 @@ func (i *Injector) proxyContainer(meta *metav1.ObjectMeta, spec *corev1.PodSpec,
 		"--ca-address", i.o.CAAddress,
 		"--ca-root", mountRootCA + "/root-cert.pem",
 		"--token-file", mountToken + "/istio-token",
-		"--sds-socket", mountWorkloadSocket + "/socket",
+		// weft-proxy wants the SDS socket's directory private (0700,
+		// its own); an emptyDir's root is 0777, so a subdirectory.
+		"--sds-socket", mountWorkloadSocket + "/weft-proxy/sds.sock",
 		"--trust-domain", i.o.TrustDomain,
 	}
 	image := firstNonEmpty(meta.Annotations[AnnotationProxyImage], i.o.ProxyImage)
