@@ -272,6 +272,12 @@ func (i *Injector) Inject(t Target) (Decision, error) {
 		workload = workloadName(t.Meta)
 	}
 	i.setLabels(t.Meta, workload)
+	// The projected token needs a service account name, which the
+	// ServiceAccount admission plugin sets later (or never, where it is
+	// off): name Kubernetes' default explicitly, it is the identity.
+	if t.Spec.ServiceAccountName == "" {
+		t.Spec.ServiceAccountName = firstNonEmpty(t.Spec.DeprecatedServiceAccount, "default")
+	}
 	probers := map[string]probe{}
 	if i.rewriteProbes(t.Meta) {
 		probers = rewriteProbes(t.Spec.Containers)
