@@ -288,3 +288,34 @@ func TestNewRejects(t *testing.T) {
 }
 
 func intOrName(name string) intstr.IntOrString { return intstr.FromString(name) }
+
+// FuzzInjectYAML: any input either fails with an error or injects, and
+// injecting the output again changes nothing (no panics either way).
+func FuzzInjectYAML(f *testing.F) {
+	for _, name := range []string{"deployment", "annotations", "kinds"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name+".in.yaml"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("kind: Deployment\nspec: {template: 3}\n"))
+	f.Add([]byte("kind: List\nitems: [1, {kind: Pod}]\n"))
+	inj, err := New(Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var out bytes.Buffer
+		if err := InjectYAML(bytes.NewReader(in), &out, inj); err != nil {
+			return
+		}
+		var again bytes.Buffer
+		if err := InjectYAML(bytes.NewReader(out.Bytes()), &again, inj); err != nil {
+			t.Fatalf("re-reading the output: %v\n%s", err, out.Bytes())
+		}
+		if !bytes.Equal(again.Bytes(), out.Bytes()) {
+			t.Fatalf("not idempotent:\n%s\n---- became ----\n%s", out.Bytes(), again.Bytes())
+		}
+	})
+}
