@@ -5,6 +5,7 @@
 // token for the mesh CA, `weft proxy-status`, `weft proxy-config` and
 // `weft dashboard` look into a running mesh, `weft iptables` installs
 // transparent capture in a network namespace (internal/capture), `weft
+// kube-inject` adds the sidecar to Kubernetes YAML (internal/inject), `weft
 // demo-app` (hidden) is the sample application, `weft version` and `weft
 // completion bash|zsh|fish` do what they say.
 //

@@ -61,6 +61,7 @@ func newRootCommand(s streams) *cobra.Command {
 	root.AddCommand(newApplyCommand(s))   // apply.go
 	root.AddCommand(newVersionCommand(s)) // version.go
 	root.AddCommand(newIPTablesCommand(s))
+	root.AddCommand(newKubeInjectCommand(s)) // kubeinject.go
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		if c.Name() == "completion" {
