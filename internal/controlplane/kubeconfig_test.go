@@ -13,6 +13,7 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -23,17 +24,28 @@ import (
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/config/kube"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
 
 // TestKubernetesConfig: with Options.Kubernetes and no ConfigDir, the
 // cluster's Istio resources are the configuration (an object applied
 // after the start reaches the pushed snapshot), and the webhook port
-// answers AdmissionReviews over TLS with a certificate of the mesh CA.
+// answers AdmissionReviews over TLS with a certificate of the mesh CA,
+// whose root New wrote into the ValidatingWebhookConfiguration.
 func TestKubernetesConfig(t *testing.T) {
 	kc := kubetest.Start(t, kubetest.Options{CRDDirs: []string{filepath.Join("..", "..", "manifests", "crds")}})
 	ctx := context.Background()
 	if _, err := kc.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The webhook configuration as shipped (caBundle empty), failing
+	// open here: no Service routes to this test's weft-control.
+	wh := kube.ValidatingWebhookConfiguration(kube.WebhookConfigOptions{})
+	ignore := admissionregistrationv1.Ignore
+	wh.Webhooks[0].FailurePolicy = &ignore
+	whAPI := kc.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	if _, err := whAPI.Create(ctx, wh, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cp, err := New(Options{
@@ -48,6 +60,14 @@ func TestKubernetesConfig(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	// New made the mesh root the webhook's caBundle.
+	got, err := whAPI.Get(ctx, kube.ValidatingWebhookName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Webhooks[0].ClientConfig.CABundle, cp.CA().RootPEM()) {
+		t.Errorf("webhook caBundle %q, want the mesh root", got.Webhooks[0].ClientConfig.CABundle)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
