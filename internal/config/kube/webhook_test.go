@@ -124,3 +124,21 @@ func TestWebhookHTTP(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReview: any object body gets an answer for its request (no panic),
+// and an allowed create of a kind weft reads decoded without errors.
+func FuzzReview(f *testing.F) {
+	for _, seed := range []string{validVS, invalidVS, unknownFieldVS, `{}`, `null`, `{"metadata":7}`, `{"spec":{"http":[{"timeout":"1m"}]}}`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, object string) {
+		req := request(admissionv1.Create, "VirtualService", object)
+		resp := Review(req)
+		if resp.UID != req.UID {
+			t.Fatalf("uid %q, want %q", resp.UID, req.UID)
+		}
+		if !resp.Allowed && (resp.Result == nil || resp.Result.Message == "") {
+			t.Fatalf("denied without a message: %+v", resp)
+		}
+	})
+}
