@@ -45,7 +45,12 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o controlplane.Options
 	var level string
-	fs.StringVar(&o.ConfigDir, "config-dir", "", "directory of Istio YAML/JSON, watched for changes (required)")
+	fs.StringVar(&o.ConfigDir, "config-dir", "", "directory of Istio YAML/JSON, watched for changes (required unless --kubeconfig is given)")
+	var kubeconfig string
+	fs.StringVar(&kubeconfig, "kubeconfig", "", `Kubernetes cluster: a kubeconfig file, or "in-cluster"; without --config-dir, the configuration is the cluster's Istio custom resources (kubectl apply -f manifests/crds), watched live, problems written into their status`)
+	fs.StringVar(&o.WebhookAddress, "webhook-address", "", `address of the validating admission webhook for the Istio kinds (HTTPS, path /validate; manifests/validating-webhook.yaml), e.g. ":15017"; "" turns it off`)
+	fs.StringVar(&o.WebhookCertFile, "webhook-cert", "", "certificate of the webhook (PEM); default: one issued by the mesh CA for weft-control.istio-system.svc")
+	fs.StringVar(&o.WebhookKeyFile, "webhook-key", "", "private key of --webhook-cert (PEM)")
 	fs.StringVar(&o.XDSAddress, "xds-address", controlplane.DefaultXDSAddress, "address of the ADS (xDS) gRPC server")
 	fs.StringVar(&o.HTTPAddress, "http-address", controlplane.DefaultHTTPAddress, "address of /debug/syncz, /debug/configz, /metrics and /ready")
 	fs.DurationVar(&o.Debounce, "debounce", controlplane.DefaultDebounce, "how long pushes wait for further changes")
@@ -91,6 +96,14 @@ func run(args []string, stderr io.Writer) int {
 			return 1
 		}
 		o.Mesh = m
+	}
+	if kubeconfig != "" {
+		cfg, err := kubeConfig(kubeconfig) // kube.go
+		if err != nil {
+			fmt.Fprintln(stderr, "weft-control:", err)
+			return 1
+		}
+		o.Kubernetes = cfg
 	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	cp, err := controlplane.New(o)

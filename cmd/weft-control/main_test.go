@@ -46,3 +46,14 @@ func TestMeshConfigFlag(t *testing.T) {
 		t.Fatalf("status %d, stderr %q, want 1 and %q", code, stderr.String(), want)
 	}
 }
+
+// TestKubeconfigFlag: an unreadable --kubeconfig stops weft-control at
+// start with a message naming the flag.
+func TestKubeconfigFlag(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run([]string{"--kubeconfig", filepath.Join(t.TempDir(), "missing"), "--xds-address", "127.0.0.1:0",
+		"--http-address", "127.0.0.1:0", "--secure-address", ""}, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "--kubeconfig") {
+		t.Fatalf("status %d, stderr %q, want 1 and --kubeconfig", code, stderr.String())
+	}
+}

@@ -72,13 +72,18 @@ type Meta struct {
 // Source says where an object came from, for errors and debugging.
 type Source struct {
 	File string
-	// Doc is the 0-based index of the YAML document in File.
+	// Doc is the 0-based index of the YAML document in File; -1 when the
+	// object is not from a file (File then names where it came from, for
+	// example "kubernetes").
 	Doc int
 	// Line is the 1-based line where the document starts (0: unknown).
 	Line int
 }
 
 func (s Source) String() string {
+	if s.Doc < 0 { // not a document of a file (ObjectInput)
+		return s.File
+	}
 	if s.Line > 0 {
 		return fmt.Sprintf("%s:%d (document %d)", s.File, s.Line, s.Doc)
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	"k8s.io/client-go/rest"
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
@@ -36,8 +37,24 @@ import (
 
 // Options configure a control plane.
 type Options struct {
-	// ConfigDir is the directory of Istio YAML (required).
+	// ConfigDir is the directory of Istio YAML (required unless
+	// Kubernetes is set; when both are set, the directory is the
+	// configuration).
 	ConfigDir string
+	// Kubernetes reaches the cluster's API server (nil: not on
+	// Kubernetes). Without ConfigDir, the configuration is the cluster's
+	// Istio custom resources (internal/config/kube): watched live, the
+	// last good version of a rejected object kept, problems written into
+	// each object's status.validationMessages.
+	Kubernetes *rest.Config
+	// WebhookAddress serves the validating admission webhook for the Istio
+	// kinds (POST /validate, TLS) when set (Istio's port is 15017).
+	WebhookAddress string
+	// WebhookCertFile and WebhookKeyFile are the webhook's certificate and
+	// key (PEM); without them the mesh CA issues one for WebhookDNSNames
+	// (default DefaultWebhookDNSNames), which needs SecureAddress.
+	WebhookCertFile, WebhookKeyFile string
+	WebhookDNSNames                 []string
 	// XDSAddress is where ADS is served (default 127.0.0.1:15010).
 	XDSAddress string
 	// HTTPAddress serves /debug/syncz, /debug/configz, /metrics, /ready
@@ -81,7 +98,8 @@ type ControlPlane struct {
 	o          Options
 	log        *slog.Logger
 	store      *config.Store
-	watcher    *config.Watcher
+	config     configSource // kubeconfig.go
+	webhook    *webhookServer
 	files      *registry.File
 	translator *translate.Translator
 	xds        *xds.Server
@@ -116,8 +134,8 @@ type ControlPlane struct {
 // Configuration problems are logged, not fatal: invalid objects are
 // skipped, as they are later.
 func New(o Options) (*ControlPlane, error) {
-	if o.ConfigDir == "" {
-		return nil, errors.New("a configuration directory is required (--config-dir)")
+	if o.ConfigDir == "" && o.Kubernetes == nil {
+		return nil, errors.New("a configuration directory (--config-dir) or a cluster (--kubeconfig) is required")
 	}
 	if o.XDSAddress == "" {
 		o.XDSAddress = DefaultXDSAddress
@@ -156,36 +174,36 @@ func New(o Options) (*ControlPlane, error) {
 	if c.dash, err = c.newDashboard(); err != nil {
 		return nil, err
 	}
-	c.watcher, err = config.NewWatcher(config.WatcherOptions{
-		Dir:      o.ConfigDir,
-		Debounce: o.Debounce,
-		Store:    c.store,
-		OnChange: c.onConfigChange,
-		OnError:  func(err error) { c.log.Warn("watching the configuration directory", "err", err) },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("watch %s: %w", o.ConfigDir, err)
-	}
-	if _, err := c.watcher.Reload(); err != nil {
-		c.watcher.Close()
-		return nil, fmt.Errorf("load %s: %w", o.ConfigDir, err)
+	if c.config, err = c.newConfigSource(); err != nil {
+		return nil, err
 	}
 	c.logProblems(c.store.Errors())
 	c.metrics.currentProblems(c.store.Errors())
 	if c.xdsLn, err = net.Listen("tcp", o.XDSAddress); err != nil {
-		c.watcher.Close()
+		c.config.Close()
 		return nil, fmt.Errorf("xDS address %s: %w", o.XDSAddress, err)
 	}
 	if c.httpLn, err = net.Listen("tcp", o.HTTPAddress); err != nil {
-		c.watcher.Close()
+		c.config.Close()
 		c.xdsLn.Close()
 		return nil, fmt.Errorf("HTTP address %s: %w", o.HTTPAddress, err)
 	}
 	if o.SecureAddress != "" {
 		if err := c.startCA(); err != nil {
-			c.watcher.Close()
+			c.config.Close()
 			c.xdsLn.Close()
 			c.httpLn.Close()
+			return nil, err
+		}
+	}
+	if o.WebhookAddress != "" {
+		if c.webhook, err = c.newWebhookServer(); err != nil {
+			c.config.Close()
+			c.xdsLn.Close()
+			c.httpLn.Close()
+			if c.secure != nil {
+				c.secure.stop()
+			}
 			return nil, err
 		}
 	}
@@ -251,7 +269,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	c.takeReasons() // the initial load's changes: the global push below covers them
 	c.metrics.pushed(map[string]bool{triggerGlobal: true})
 	c.push() // the initial configuration, before any proxy is answered
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	go func() { errc <- c.xds.Serve(c.xdsLn) }()
 	go func() {
 		if err := c.http.Serve(c.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -260,7 +278,10 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		}
 		errc <- nil
 	}()
-	go func() { errc <- c.watcher.Run(ctx) }()
+	go func() { errc <- c.config.Run(ctx) }()
+	if c.webhook != nil {
+		go func() { errc <- c.webhook.serve() }()
+	}
 	if c.secure != nil {
 		go func() { errc <- c.secure.serve(ctx) }()
 	}
@@ -283,8 +304,11 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	}
 	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
 	c.http.Shutdown(shut)
+	if c.webhook != nil {
+		c.webhook.srv.Shutdown(shut)
+	}
 	done()
-	c.watcher.Close()
+	c.config.Close()
 	return err
 }
 

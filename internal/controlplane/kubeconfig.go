@@ -1,0 +1,197 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/weftmesh/weft/internal/ca"
+	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/config/kube"
+)
+
+// configSource is where the configuration comes from: the directory
+// watcher or the Kubernetes source. Both were loaded once by New; Run
+// reacts to changes until ctx ends; Close stops them when Run is not
+// called.
+type configSource interface {
+	Run(ctx context.Context) error
+	Close()
+}
+
+// dirSource adapts config.Watcher to configSource.
+type dirSource struct{ *config.Watcher }
+
+func (d dirSource) Close() { _ = d.Watcher.Close() }
+
+// newConfigSource builds the configuration source of the options and
+// loads it once into the store: Kubernetes when Options.Kubernetes is set
+// and ConfigDir is not (a ConfigDir, when given, is the configuration),
+// else the directory.
+func (c *ControlPlane) newConfigSource() (configSource, error) {
+	if c.o.ConfigDir == "" && c.o.Kubernetes != nil {
+		return c.newKubeSource()
+	}
+	w, err := config.NewWatcher(config.WatcherOptions{
+		Dir:      c.o.ConfigDir,
+		Debounce: c.o.Debounce,
+		Store:    c.store,
+		OnChange: c.onConfigChange,
+		OnError:  func(err error) { c.log.Warn("watching the configuration directory", "err", err) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", c.o.ConfigDir, err)
+	}
+	if _, err := w.Reload(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("load %s: %w", c.o.ConfigDir, err)
+	}
+	return dirSource{w}, nil
+}
+
+// newKubeSource watches the Istio custom resources of the cluster and
+// loads them once (the initial lists are awaited, at most a minute).
+func (c *ControlPlane) newKubeSource() (configSource, error) {
+	s, err := kube.New(kube.Options{
+		Config:   c.o.Kubernetes,
+		Store:    c.store,
+		Debounce: c.o.Debounce,
+		OnChange: c.onConfigChange,
+		OnError:  func(err error) { c.log.Warn("watching the Kubernetes configuration", "err", err) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// webhookServer serves the validating admission webhook (kube.Webhook on
+// kube.WebhookPath) over TLS.
+type webhookServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// newWebhookServer binds Options.WebhookAddress with the certificate of
+// WebhookCertFile/WebhookKeyFile, or one issued by the mesh CA for
+// WebhookDNSNames (the API server then trusts the mesh root: the
+// ValidatingWebhookConfiguration's caBundle).
+func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
+	var cert *tls.Certificate
+	switch {
+	case c.o.WebhookCertFile != "" || c.o.WebhookKeyFile != "":
+		kp, err := tls.LoadX509KeyPair(c.o.WebhookCertFile, c.o.WebhookKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("webhook certificate (--webhook-cert, --webhook-key): %w", err)
+		}
+		cert = &kp
+	case c.ca != nil:
+		if c.o.Kubernetes != nil {
+			if err := c.patchWebhookCABundle(); err != nil {
+				return nil, err
+			}
+		}
+		names := c.o.WebhookDNSNames
+		if len(names) == 0 {
+			names = DefaultWebhookDNSNames
+		}
+		issued, err := c.ca.IssueServing(ca.ServingOptions{DNSNames: names, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}})
+		if err != nil {
+			return nil, fmt.Errorf("webhook certificate from the mesh CA: %w", err)
+		}
+		cert = issued
+	default:
+		return nil, errors.New("the webhook needs a certificate: pass --webhook-cert and --webhook-key, or keep the mesh CA on (--secure-address)")
+	}
+	ln, err := net.Listen("tcp", c.o.WebhookAddress)
+	if err != nil {
+		return nil, fmt.Errorf("webhook address %s: %w", c.o.WebhookAddress, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(kube.WebhookPath, kube.Webhook{})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert}},
+	}
+	return &webhookServer{ln: tls.NewListener(ln, srv.TLSConfig), srv: srv}, nil
+}
+
+// DefaultWebhookDNSNames are the names of the webhook certificate the
+// mesh CA issues: weft-control's Service in istio-system, as
+// manifests/validating-webhook.yaml reaches it.
+var DefaultWebhookDNSNames = []string{"weft-control.istio-system.svc", "weft-control.istio-system.svc.cluster.local", "localhost"}
+
+// WebhookAddr returns the bound webhook address, nil without
+// Options.WebhookAddress.
+func (c *ControlPlane) WebhookAddr() net.Addr {
+	if c.webhook == nil {
+		return nil
+	}
+	return c.webhook.ln.Addr()
+}
+
+// serve serves until Shutdown.
+func (w *webhookServer) serve() error {
+	if err := w.srv.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	return nil
+}
+
+// patchWebhookCABundle makes the mesh root the caBundle of the
+// ValidatingWebhookConfiguration kube.ValidatingWebhookName, as istiod
+// patches its own webhook configurations (the shipped manifest leaves it
+// empty), so that the API server trusts the webhook certificate the mesh
+// CA issues. A missing configuration is only logged: the webhook is then
+// not installed, and nothing calls it.
+func (c *ControlPlane) patchWebhookCABundle() error {
+	cs, err := kubernetes.NewForConfig(c.o.Kubernetes)
+	if err != nil {
+		return fmt.Errorf("webhook caBundle: %w", err)
+	}
+	api := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	root := c.ca.RootPEM()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cfg, err := api.Get(ctx, kube.ValidatingWebhookName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		changed := false
+		for i := range cfg.Webhooks {
+			if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, root) {
+				cfg.Webhooks[i].ClientConfig.CABundle = root
+				changed = true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		_, err = api.Update(ctx, cfg, metav1.UpdateOptions{FieldManager: "weft-control"})
+		return err
+	})
+	switch {
+	case apierrors.IsNotFound(err):
+		c.log.Warn("no ValidatingWebhookConfiguration " + kube.ValidatingWebhookName + ": invalid Istio objects are not rejected at kubectl apply time (kubectl apply -f manifests/validating-webhook.yaml)")
+		return nil
+	case err != nil:
+		return fmt.Errorf("webhook caBundle: patching ValidatingWebhookConfiguration %s: %w (weft-control needs get and update on it)", kube.ValidatingWebhookName, err)
+	}
+	return nil
+}
