@@ -34,6 +34,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/inject"
 	"github.com/weftmesh/weft/internal/controlplane"
 	"github.com/weftmesh/weft/internal/dashboard"
 )
@@ -51,6 +52,10 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.WebhookAddress, "webhook-address", "", `address of the validating admission webhook for the Istio kinds (HTTPS, path /validate; manifests/validating-webhook.yaml), e.g. ":15017"; "" turns it off`)
 	fs.StringVar(&o.WebhookCertFile, "webhook-cert", "", "certificate of the webhook (PEM); default: one issued by the mesh CA for weft-control.istio-system.svc")
 	fs.StringVar(&o.WebhookKeyFile, "webhook-key", "", "private key of --webhook-cert (PEM)")
+	var injection bool
+	var inj inject.Options
+	fs.BoolVar(&injection, "sidecar-injection", false, "also serve the sidecar injection webhook on --webhook-address (path /inject; manifests/webhooks/sidecar-injector.yaml)")
+	fs.StringVar(&inj.ProxyImage, "proxy-image", "", "image of the injected sidecar and init container (default ghcr.io/weftmesh/weft-proxy:"+inject.Version+")")
 	fs.StringVar(&o.XDSAddress, "xds-address", controlplane.DefaultXDSAddress, "address of the ADS (xDS) gRPC server")
 	fs.StringVar(&o.HTTPAddress, "http-address", controlplane.DefaultHTTPAddress, "address of /debug/syncz, /debug/configz, /metrics and /ready")
 	fs.DurationVar(&o.Debounce, "debounce", controlplane.DefaultDebounce, "how long pushes wait for further changes")
@@ -86,6 +91,9 @@ func run(args []string, stderr io.Writer) int {
 	if o.SecureAddress != "" && o.CA.Dir == "" {
 		fmt.Fprintf(stderr, "weft-control: the CA needs a directory: pass --ca-dir (no default: %v)\n", caDirErr)
 		return 1
+	}
+	if injection {
+		o.Injection = &inj
 	}
 	if meshFile != "" {
 		m, problems := config.LoadMeshConfig(meshFile)

@@ -29,6 +29,7 @@ import (
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/dashboard"
+	"github.com/weftmesh/weft/internal/inject"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/registry"
 	"github.com/weftmesh/weft/internal/translate"
@@ -55,6 +56,9 @@ type Options struct {
 	// (default DefaultWebhookDNSNames), which needs SecureAddress.
 	WebhookCertFile, WebhookKeyFile string
 	WebhookDNSNames                 []string
+	// Injection, when set, also serves the sidecar injection webhook
+	// (inject.WebhookPath) on WebhookAddress.
+	Injection *inject.Options
 	// XDSAddress is where ADS is served (default 127.0.0.1:15010).
 	XDSAddress string
 	// HTTPAddress serves /debug/syncz, /debug/configz, /metrics, /ready

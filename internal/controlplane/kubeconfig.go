@@ -18,6 +18,7 @@ import (
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/config/kube"
+	"github.com/weftmesh/weft/internal/inject"
 )
 
 // configSource is where the configuration comes from: the directory
@@ -123,6 +124,15 @@ func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(kube.WebhookPath, kube.Webhook{})
+	if c.o.Injection != nil {
+		// Sidecar injection (manifests/webhooks/sidecar-injector.yaml).
+		inj, err := inject.New(*c.o.Injection)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("sidecar injection: %w", err)
+		}
+		mux.Handle(inject.WebhookPath, inject.Handler(inj, c.log))
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
