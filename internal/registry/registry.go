@@ -121,3 +121,15 @@ func (s *subscribers) notify() {
 		f()
 	}
 }
+
+// Subscribers is the Subscribe half of a Source, for registries outside
+// this package (internal/registry/kube): Add registers a callback, Notify
+// calls every callback in the order they were added, with no lock held.
+// The zero value is ready to use; safe for concurrent use.
+type Subscribers struct{ s subscribers }
+
+// Add registers f and returns its idempotent cancel function.
+func (s *Subscribers) Add(f func()) (cancel func()) { return s.s.add(f) }
+
+// Notify calls every registered callback on the caller's goroutine.
+func (s *Subscribers) Notify() { s.s.notify() }
