@@ -131,7 +131,9 @@ func (as Authenticators) Authenticate(ctx context.Context) (Identity, error) {
 		if !errors.Is(err, ErrUnauthenticated) {
 			return Identity{}, err
 		}
-		reasons = append(reasons, strings.TrimPrefix(err.Error(), ErrUnauthenticated.Error()+": "))
+		if r := strings.TrimPrefix(err.Error(), ErrUnauthenticated.Error()+": "); !slices.Contains(reasons, r) {
+			reasons = append(reasons, r)
+		}
 	}
 	if len(reasons) == 0 {
 		return Identity{}, fmt.Errorf("%w: no authenticator is configured", ErrUnauthenticated)

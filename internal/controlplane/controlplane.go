@@ -67,6 +67,10 @@ type Options struct {
 	// ID names this instance in /debug/syncz and `weft proxy-status`
 	// (Istio's ISTIOD column); default "weft-control-" and the host name.
 	ID string
+	// Kubernetes, when set, adds the cluster's Services and EndpointSlices
+	// to the mesh and lets the CA authenticate pods by their service
+	// account tokens (kube.go). Nil: file mode only.
+	Kubernetes *KubernetesOptions
 }
 
 // Defaults.
@@ -83,6 +87,10 @@ type ControlPlane struct {
 	store      *config.Store
 	watcher    *config.Watcher
 	files      *registry.File
+	// services is the source of the snapshot's services: files alone, or
+	// merged with the Kubernetes registry (kube.go).
+	services registry.Source
+	kube     *kubeState // nil without Options.Kubernetes
 	translator *translate.Translator
 	xds        *xds.Server
 
@@ -146,6 +154,9 @@ func New(o Options) (*ControlPlane, error) {
 		pushes:     make(chan struct{}, 1),
 		warned:     map[string]bool{},
 		reasons:    map[string]bool{},
+	}
+	if err := c.setupKubernetes(); err != nil {
+		return nil, err
 	}
 	var err error
 	c.xds, err = xds.New(xds.Options{Generator: c.translator, Logger: c.log, ID: o.ID})
@@ -212,7 +223,11 @@ func (c *ControlPlane) startCA() error {
 	if c.ca, err = ca.New(co); err != nil {
 		return fmt.Errorf("CA: %w", err)
 	}
-	c.secure, err = newSecureServer(c.o.SecureAddress, c.ca, c.xds, c.log)
+	auth, err := c.authenticator() // kube.go
+	if err != nil {
+		return err
+	}
+	c.secure, err = newSecureServer(c.o.SecureAddress, c.ca, auth, c.xds, c.log)
 	return err
 }
 
@@ -244,6 +259,11 @@ func (c *ControlPlane) Snapshot() *model.Snapshot { return c.cur.Load() }
 func (c *ControlPlane) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	errc := make(chan error, 5)
+	if err := c.startKubernetes(ctx, errc); err != nil { // kube.go
+		c.closeUnserved()
+		return err
+	}
 	select {
 	case <-c.pushes: // the initial load's trigger: the push below covers it
 	default:
@@ -251,7 +271,6 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	c.takeReasons() // the initial load's changes: the global push below covers them
 	c.metrics.pushed(map[string]bool{triggerGlobal: true})
 	c.push() // the initial configuration, before any proxy is answered
-	errc := make(chan error, 4)
 	go func() { errc <- c.xds.Serve(c.xdsLn) }()
 	go func() {
 		if err := c.http.Serve(c.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -379,7 +398,7 @@ func (c *ControlPlane) push() {
 		Version:       strconv.FormatUint(c.version.Add(1), 10),
 		RootNamespace: c.o.RootNamespace,
 		Mesh:          c.o.Mesh,
-		Services:      c.files.Services(),
+		Services:      c.currentServices(), // kube.go
 		Configs:       objs,
 	})
 	c.metrics.snapshotBuilt(snap, time.Since(start))
