@@ -82,15 +82,15 @@ const (
 
 // ControlPlane is a running weft-control.
 type ControlPlane struct {
-	o          Options
-	log        *slog.Logger
-	store      *config.Store
-	watcher    *config.Watcher
-	files      *registry.File
+	o       Options
+	log     *slog.Logger
+	store   *config.Store
+	watcher *config.Watcher
+	files   *registry.File
 	// services is the source of the snapshot's services: files alone, or
 	// merged with the Kubernetes registry (kube.go).
-	services registry.Source
-	kube     *kubeState // nil without Options.Kubernetes
+	services   registry.Source
+	kube       *kubeState // nil without Options.Kubernetes
 	translator *translate.Translator
 	xds        *xds.Server
 
