@@ -82,17 +82,18 @@ const (
 
 // ControlPlane is a running weft-control.
 type ControlPlane struct {
-	o       Options
-	log     *slog.Logger
-	store   *config.Store
-	watcher *config.Watcher
-	files   *registry.File
-	// services is the source of the snapshot's services: files alone, or
-	// merged with the Kubernetes registry (kube.go).
-	services   registry.Source
-	kube       *kubeState // nil without Options.Kubernetes
+	o          Options
+	log        *slog.Logger
+	store      *config.Store
+	watcher    *config.Watcher
+	files      *registry.File
 	translator *translate.Translator
 	xds        *xds.Server
+
+	// services is the source of the snapshot's services: files alone, or
+	// merged with the Kubernetes registry (kube.go).
+	services registry.Source
+	kube     *kubeState // nil without Options.Kubernetes
 
 	xdsLn  net.Listener
 	httpLn net.Listener
