@@ -4,8 +4,8 @@
 // A registry turns one kind of source into services. In file mode the source
 // is the configuration itself: ServiceEntry and WorkloadEntry objects (File,
 // and the pure function FromConfig behind it, with Istio's ServiceEntry
-// semantics). Kubernetes Services and EndpointSlices (a later issue) become a
-// second Registry beside it. An Aggregate merges several registries into the
+// semantics). Kubernetes Services and EndpointSlices are a second Registry
+// beside it (internal/registry/kube). An Aggregate merges several registries into the
 // one list of services a model.Snapshot is built from, resolving a hostname
 // declared twice in one namespace the way Istio does.
 //
