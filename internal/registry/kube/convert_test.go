@@ -229,6 +229,24 @@ func TestWorkloadName(t *testing.T) {
 	}
 }
 
+// TestReuseUnchanged: an unchanged service keeps its pointer, a changed
+// one does not.
+func TestReuseUnchanged(t *testing.T) {
+	build := func(ip string) []*model.Service {
+		a := service("ns", "a", "10.96.0.1", svcPort("http", 80, 8080))
+		b := service("ns", "b", ip, svcPort("http", 80, 8080))
+		return Build(Objects{Services: []*corev1.Service{a, b}}, Options{})
+	}
+	prev := build("10.96.0.2")
+	next := reuseUnchanged(prev, build("10.96.0.3"))
+	if next[0] != prev[0] || next[1] == prev[1] || next[1].Addresses[0] != "10.96.0.3" {
+		t.Errorf("reuse: a kept %v, b kept %v (want a kept, b new)", next[0] == prev[0], next[1] == prev[1])
+	}
+	if got := reuseUnchanged(nil, build("10.96.0.3")); len(got) != 2 {
+		t.Errorf("no previous services: %d services", len(got))
+	}
+}
+
 func hostnames(s []*model.Service) []string {
 	var out []string
 	for _, x := range s {

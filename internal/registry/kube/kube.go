@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -202,12 +203,22 @@ func (r *Registry) Provider() registry.Provider { return registry.Kubernetes }
 func (r *Registry) Services() []*model.Service { return *r.state.Load() }
 
 // Subscribe implements registry.Source: f is called from Run's goroutine
-// after each rebuild.
+// after each rebuild that changed a service (services that did not change
+// keep their pointers).
 func (r *Registry) Subscribe(f func()) func() { return r.subs.Add(f) }
 
 // Synced is closed once the informers have synced and the first build is
 // visible through Services.
 func (r *Registry) Synced() <-chan struct{} { return r.synced }
+
+func (r *Registry) isSynced() bool {
+	select {
+	case <-r.synced:
+		return true
+	default:
+		return false
+	}
+}
 
 // WaitForSync waits until Synced is closed or ctx ends (then it returns
 // ctx's error).
@@ -249,10 +260,31 @@ func (r *Registry) rebuild() {
 		r.o.Logger.Error("kube registry: reading the informer caches", "err", err)
 		return
 	}
-	out := Build(objs, r.o)
+	prev := *r.state.Load()
+	out := reuseUnchanged(prev, Build(objs, r.o))
+	if r.isSynced() && slices.Equal(prev, out) {
+		return // nothing the mesh sees changed (say, an unrelated pod's labels)
+	}
 	r.state.Store(&out)
 	r.o.Logger.Debug("kube registry rebuilt", "services", len(out), "took", time.Since(start))
 	r.subs.Notify()
+}
+
+// reuseUnchanged replaces each service of next that equals its previous
+// version with the previous pointer, so that consumers comparing pointers
+// (registry.Source's contract allows it) see only what changed. Both are
+// sorted by hostname then namespace.
+func reuseUnchanged(prev, next []*model.Service) []*model.Service {
+	i := 0
+	for n, s := range next {
+		for i < len(prev) && (prev[i].Hostname < s.Hostname || prev[i].Hostname == s.Hostname && prev[i].Namespace < s.Namespace) {
+			i++
+		}
+		if i < len(prev) && reflect.DeepEqual(prev[i], s) {
+			next[n] = prev[i]
+		}
+	}
+	return next
 }
 
 func (r *Registry) objects() (Objects, error) {
