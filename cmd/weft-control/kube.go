@@ -2,25 +2,44 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/weftmesh/weft/internal/controlplane"
 )
 
-// kubeConfig loads --kubeconfig: a kubeconfig file, or "in-cluster" for
-// the pod's service account (the KUBERNETES_SERVICE_HOST environment and
-// the mounted token).
-func kubeConfig(path string) (*rest.Config, error) {
-	if path == "in-cluster" {
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("--kubeconfig in-cluster: %w", err)
+// kubeconfigNone turns Kubernetes off even in a pod.
+const kubeconfigNone = "none"
+
+// kubernetesOptions returns the Kubernetes options of the flags: the
+// kubeconfig file when one is given, the in-cluster configuration (the
+// pod's service account) when none is given and weft-control runs in a
+// pod, else nil (file mode). "none" turns Kubernetes off.
+func kubernetesOptions(kubeconfig, clusterID, audiences string) (*controlplane.KubernetesOptions, error) {
+	var cfg *rest.Config
+	var err error
+	switch {
+	case kubeconfig == kubeconfigNone:
+		return nil, nil
+	case kubeconfig != "":
+		if cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
 		}
-		return cfg, nil
+	case os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+		if cfg, err = rest.InClusterConfig(); err != nil {
+			return nil, fmt.Errorf("running in a pod, but the in-cluster Kubernetes configuration is unusable (pass --kubeconfig, or --kubeconfig none for file mode): %w", err)
+		}
+	default:
+		return nil, nil
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		return nil, fmt.Errorf("--kubeconfig %s: %w", path, err)
+	var aud []string
+	for _, a := range strings.Split(audiences, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			aud = append(aud, a)
+		}
 	}
-	return cfg, nil
+	return &controlplane.KubernetesOptions{Config: cfg, ClusterID: clusterID, TokenAudiences: aud}, nil
 }

@@ -16,6 +16,12 @@
 // user-supplied root or intermediate instead of the generated root;
 // --secure-address "" turns the secure port and the CA off.
 //
+// With --kubeconfig (or, when it is empty, in a pod: the in-cluster
+// configuration), the Services and EndpointSlices of the cluster join the
+// mesh beside the ServiceEntries, and the CA also authenticates pods by
+// their projected service-account tokens (audience --token-audience,
+// Istio's istio-ca). --kubeconfig none keeps file mode in a pod.
+//
 //	weft-control --config-dir examples/mesh
 package main
 
@@ -34,9 +40,9 @@ import (
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
-	"github.com/weftmesh/weft/internal/inject"
 	"github.com/weftmesh/weft/internal/controlplane"
 	"github.com/weftmesh/weft/internal/dashboard"
+	"github.com/weftmesh/weft/internal/inject"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -47,8 +53,6 @@ func run(args []string, stderr io.Writer) int {
 	var o controlplane.Options
 	var level string
 	fs.StringVar(&o.ConfigDir, "config-dir", "", "directory of Istio YAML/JSON, watched for changes (required unless --kubeconfig is given)")
-	var kubeconfig string
-	fs.StringVar(&kubeconfig, "kubeconfig", "", `Kubernetes cluster: a kubeconfig file, or "in-cluster"; without --config-dir, the configuration is the cluster's Istio custom resources (kubectl apply -f manifests/crds), watched live, problems written into their status`)
 	fs.StringVar(&o.WebhookAddress, "webhook-address", "", `address of the validating admission webhook for the Istio kinds (HTTPS, path /validate; manifests/validating-webhook.yaml), e.g. ":15017"; "" turns it off`)
 	fs.StringVar(&o.WebhookCertFile, "webhook-cert", "", "certificate of the webhook (PEM); default: one issued by the mesh CA for weft-control.istio-system.svc")
 	fs.StringVar(&o.WebhookKeyFile, "webhook-key", "", "private key of --webhook-cert (PEM)")
@@ -73,6 +77,10 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.CA.CertFile, "ca-cert", "", "user-supplied signing certificate (root or intermediate CA, PEM) instead of the generated root")
 	fs.StringVar(&o.CA.KeyFile, "ca-key", "", "private key of --ca-cert (PEM)")
 	fs.StringVar(&o.CA.ChainFile, "ca-chain", "", "certificates above --ca-cert up to and including the root (PEM); not needed when --ca-cert is a root")
+	var kubeconfig, clusterID, audiences string
+	fs.StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig file of a Kubernetes cluster: its Services and EndpointSlices join the mesh (merged with ServiceEntries), the CA accepts pods' projected service-account tokens (TokenReview), and without --config-dir the configuration is the cluster's Istio custom resources (kubectl apply -f manifests/crds), watched live, problems written into their status. Empty: the in-cluster configuration when running in a pod, else file mode only; "none": file mode only`)
+	fs.StringVar(&clusterID, "cluster-id", "Kubernetes", "name of the Kubernetes cluster in the endpoints' topology.istio.io/cluster label")
+	fs.StringVar(&audiences, "token-audience", "istio-ca", "audiences (comma-separated) a pod's service-account token must be valid for to get a certificate")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -105,14 +113,12 @@ func run(args []string, stderr io.Writer) int {
 		}
 		o.Mesh = m
 	}
-	if kubeconfig != "" {
-		cfg, err := kubeConfig(kubeconfig) // kube.go
-		if err != nil {
-			fmt.Fprintln(stderr, "weft-control:", err)
-			return 1
-		}
-		o.Kubernetes = cfg
+	kube, err := kubernetesOptions(kubeconfig, clusterID, audiences) // kube.go
+	if err != nil {
+		fmt.Fprintln(stderr, "weft-control:", err)
+		return 1
 	}
+	o.Kubernetes = kube
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	cp, err := controlplane.New(o)
 	if err != nil {

@@ -25,7 +25,8 @@ var (
 
 // Authenticator establishes who calls the CSR service, as Istio's
 // security.Authenticator does. Implementations: TokenAuthenticator (local
-// mode); Kubernetes token review comes later.
+// mode), KubeAuthenticator (Kubernetes TokenReview) and Authenticators (a
+// chain of them).
 //
 // Authenticate is called once per request, from the gRPC handler's
 // goroutine, concurrently for concurrent requests: it must be safe for

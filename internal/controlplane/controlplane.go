@@ -24,7 +24,6 @@ import (
 	"time"
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
-	"k8s.io/client-go/rest"
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
@@ -42,12 +41,6 @@ type Options struct {
 	// Kubernetes is set; when both are set, the directory is the
 	// configuration).
 	ConfigDir string
-	// Kubernetes reaches the cluster's API server (nil: not on
-	// Kubernetes). Without ConfigDir, the configuration is the cluster's
-	// Istio custom resources (internal/config/kube): watched live, the
-	// last good version of a rejected object kept, problems written into
-	// each object's status.validationMessages.
-	Kubernetes *rest.Config
 	// WebhookAddress serves the validating admission webhook for the Istio
 	// kinds (POST /validate, TLS) when set (Istio's port is 15017).
 	WebhookAddress string
@@ -88,6 +81,14 @@ type Options struct {
 	// ID names this instance in /debug/syncz and `weft proxy-status`
 	// (Istio's ISTIOD column); default "weft-control-" and the host name.
 	ID string
+	// Kubernetes, when set, reaches the cluster's API server (nil: file
+	// mode only): its Services and EndpointSlices join the mesh, the CA
+	// authenticates pods by their service account tokens (kube.go), and,
+	// without ConfigDir, the configuration is the cluster's Istio custom
+	// resources (internal/config/kube, kubeconfig.go): watched live, the
+	// last good version of a rejected object kept, problems written into
+	// each object's status.validationMessages.
+	Kubernetes *KubernetesOptions
 }
 
 // Defaults.
@@ -107,6 +108,11 @@ type ControlPlane struct {
 	files      *registry.File
 	translator *translate.Translator
 	xds        *xds.Server
+
+	// services is the source of the snapshot's services: files alone, or
+	// merged with the Kubernetes registry (kube.go).
+	services registry.Source
+	kube     *kubeState // nil without Options.Kubernetes
 
 	xdsLn  net.Listener
 	httpLn net.Listener
@@ -168,6 +174,9 @@ func New(o Options) (*ControlPlane, error) {
 		pushes:     make(chan struct{}, 1),
 		warned:     map[string]bool{},
 		reasons:    map[string]bool{},
+	}
+	if err := c.setupKubernetes(); err != nil {
+		return nil, err
 	}
 	var err error
 	c.xds, err = xds.New(xds.Options{Generator: c.translator, Logger: c.log, ID: o.ID})
@@ -234,7 +243,11 @@ func (c *ControlPlane) startCA() error {
 	if c.ca, err = ca.New(co); err != nil {
 		return fmt.Errorf("CA: %w", err)
 	}
-	c.secure, err = newSecureServer(c.o.SecureAddress, c.ca, c.xds, c.log)
+	auth, err := c.authenticator() // kube.go
+	if err != nil {
+		return err
+	}
+	c.secure, err = newSecureServer(c.o.SecureAddress, c.ca, auth, c.xds, c.log)
 	return err
 }
 
@@ -266,6 +279,13 @@ func (c *ControlPlane) Snapshot() *model.Snapshot { return c.cur.Load() }
 func (c *ControlPlane) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// One slot per goroutine that may report: xDS, HTTP, secure port,
+	// webhook, configuration source, Kubernetes registry, and spare.
+	errc := make(chan error, 8)
+	if err := c.startKubernetes(ctx, errc); err != nil { // kube.go
+		c.closeUnserved()
+		return err
+	}
 	select {
 	case <-c.pushes: // the initial load's trigger: the push below covers it
 	default:
@@ -273,7 +293,6 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	c.takeReasons() // the initial load's changes: the global push below covers them
 	c.metrics.pushed(map[string]bool{triggerGlobal: true})
 	c.push() // the initial configuration, before any proxy is answered
-	errc := make(chan error, 5)
 	go func() { errc <- c.xds.Serve(c.xdsLn) }()
 	go func() {
 		if err := c.http.Serve(c.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -407,7 +426,7 @@ func (c *ControlPlane) push() {
 		Version:       strconv.FormatUint(c.version.Add(1), 10),
 		RootNamespace: c.o.RootNamespace,
 		Mesh:          c.o.Mesh,
-		Services:      c.files.Services(),
+		Services:      c.currentServices(), // kube.go
 		Configs:       objs,
 	})
 	c.metrics.snapshotBuilt(snap, time.Since(start))

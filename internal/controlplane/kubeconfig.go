@@ -64,7 +64,7 @@ func (c *ControlPlane) newConfigSource() (configSource, error) {
 // loads them once (the initial lists are awaited, at most a minute).
 func (c *ControlPlane) newKubeSource() (configSource, error) {
 	s, err := kube.New(kube.Options{
-		Config:   c.o.Kubernetes,
+		Config:   c.o.Kubernetes.Config,
 		Store:    c.store,
 		Debounce: c.o.Debounce,
 		OnChange: c.onConfigChange,
@@ -170,7 +170,7 @@ func (w *webhookServer) serve() error {
 // CA issues. A missing configuration is only logged: the webhook is then
 // not installed, and nothing calls it.
 func (c *ControlPlane) patchWebhookCABundle() error {
-	cs, err := kubernetes.NewForConfig(c.o.Kubernetes)
+	cs, err := kubernetes.NewForConfig(c.o.Kubernetes.Config)
 	if err != nil {
 		return fmt.Errorf("webhook caBundle: %w", err)
 	}

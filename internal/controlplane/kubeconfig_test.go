@@ -49,7 +49,7 @@ func TestKubernetesConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp, err := New(Options{
-		Kubernetes:     kc.Config,
+		Kubernetes:     &KubernetesOptions{Config: kc.Config},
 		XDSAddress:     "127.0.0.1:0",
 		HTTPAddress:    "127.0.0.1:0",
 		SecureAddress:  "127.0.0.1:0",

@@ -59,13 +59,14 @@ type secureServer struct {
 }
 
 // newSecureServer issues the serving certificate, binds address and
-// registers the CA service and xdsServer on a TLS gRPC server.
-func newSecureServer(address string, authority *ca.CA, xdsServer *xds.Server, log *slog.Logger) (*secureServer, error) {
+// registers the CA service (authenticating callers with auth; nil: the
+// bootstrap tokens) and xdsServer on a TLS gRPC server.
+func newSecureServer(address string, authority *ca.CA, auth ca.Authenticator, xdsServer *xds.Server, log *slog.Logger) (*secureServer, error) {
 	s := &secureServer{ca: authority, log: log}
 	if err := s.renew(); err != nil {
 		return nil, err
 	}
-	svc, err := ca.NewService(ca.ServiceOptions{CA: authority, Logger: log})
+	svc, err := ca.NewService(ca.ServiceOptions{CA: authority, Authenticator: auth, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -4,8 +4,8 @@
 // A registry turns one kind of source into services. In file mode the source
 // is the configuration itself: ServiceEntry and WorkloadEntry objects (File,
 // and the pure function FromConfig behind it, with Istio's ServiceEntry
-// semantics). Kubernetes Services and EndpointSlices (a later issue) become a
-// second Registry beside it. An Aggregate merges several registries into the
+// semantics). Kubernetes Services and EndpointSlices are a second Registry
+// beside it (internal/registry/kube). An Aggregate merges several registries into the
 // one list of services a model.Snapshot is built from, resolving a hostname
 // declared twice in one namespace the way Istio does.
 //
@@ -121,3 +121,15 @@ func (s *subscribers) notify() {
 		f()
 	}
 }
+
+// Subscribers is the Subscribe half of a Source, for registries outside
+// this package (internal/registry/kube): Add registers a callback, Notify
+// calls every callback in the order they were added, with no lock held.
+// The zero value is ready to use; safe for concurrent use.
+type Subscribers struct{ s subscribers }
+
+// Add registers f and returns its idempotent cancel function.
+func (s *Subscribers) Add(f func()) (cancel func()) { return s.s.add(f) }
+
+// Notify calls every registered callback on the caller's goroutine.
+func (s *Subscribers) Notify() { s.s.notify() }

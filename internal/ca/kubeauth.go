@@ -1,0 +1,142 @@
+package ca
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// DefaultTokenAudience is the audience a workload's projected service
+// account token must carry for the CA (Istio's default, "istio-ca").
+const DefaultTokenAudience = "istio-ca"
+
+// Kubernetes service-account user names and group (TokenReview results).
+const (
+	serviceAccountUserPrefix = "system:serviceaccount:"
+	serviceAccountsGroup     = "system:serviceaccounts"
+)
+
+// KubeAuthenticatorOptions configure a KubeAuthenticator.
+type KubeAuthenticatorOptions struct {
+	// Client reaches the API server that issued the tokens (required). It
+	// needs permission to create tokenreviews.authentication.k8s.io.
+	Client kubernetes.Interface
+	// Audiences the token must be valid for: the API server checks that
+	// the token carries at least one of them (default
+	// [DefaultTokenAudience]).
+	Audiences []string
+}
+
+// KubeAuthenticator authenticates callers by a Kubernetes service-account
+// token (the pod's projected token, audience istio-ca) in the gRPC
+// metadata "authorization: Bearer <token>", with a TokenReview against the
+// API server, as Istio's KubeJWTAuthenticator does
+// (security/pkg/server/ca/authenticate/kubeauth). The reviewed user must
+// be a service account (system:serviceaccount:NS:SA, in group
+// system:serviceaccounts): it becomes the Identity {NS, SA}. Anything else
+// (an invalid, expired or forged token, another audience, a user that is
+// not a service account) is refused with ErrUnauthenticated. An API error
+// (unreachable, forbidden) is returned as is: the caller is told to retry.
+//
+// Every request costs one TokenReview; there is no cache (Istio has none
+// for CSRs either). Safe for concurrent use.
+type KubeAuthenticator struct {
+	client    kubernetes.Interface
+	audiences []string
+}
+
+var _ Authenticator = (*KubeAuthenticator)(nil)
+
+// NewKubeAuthenticator returns the authenticator.
+func NewKubeAuthenticator(o KubeAuthenticatorOptions) (*KubeAuthenticator, error) {
+	if o.Client == nil {
+		return nil, errors.New("ca.NewKubeAuthenticator: KubeAuthenticatorOptions.Client is required")
+	}
+	aud := slices.DeleteFunc(slices.Clone(o.Audiences), func(s string) bool { return s == "" })
+	if len(aud) == 0 {
+		aud = []string{DefaultTokenAudience}
+	}
+	return &KubeAuthenticator{client: o.Client, audiences: aud}, nil
+}
+
+// Authenticate implements Authenticator.
+func (a *KubeAuthenticator) Authenticate(ctx context.Context) (Identity, error) {
+	tok, err := BearerToken(ctx)
+	if err != nil {
+		return Identity{}, err
+	}
+	review := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: tok, Audiences: a.audiences}}
+	res, err := a.client.AuthenticationV1().TokenReviews().Create(ctx, review, metav1.CreateOptions{})
+	if err != nil {
+		return Identity{}, fmt.Errorf("Kubernetes TokenReview: %w", err)
+	}
+	return a.identity(res.Status)
+}
+
+// identity checks a TokenReview's result and returns the service account
+// it names.
+func (a *KubeAuthenticator) identity(st authnv1.TokenReviewStatus) (Identity, error) {
+	if !st.Authenticated {
+		// st.Error says why (expired, bad signature, wrong audience); it
+		// never contains the token.
+		msg := st.Error
+		if msg == "" {
+			msg = "the token is not authenticated"
+		}
+		return Identity{}, fmt.Errorf("%w: Kubernetes TokenReview (audiences %s): %s", ErrUnauthenticated, strings.Join(a.audiences, ","), msg)
+	}
+	// The API server returns the audiences of ours the token is valid for
+	// (an empty list when the request named none; ours never is empty).
+	if !slices.ContainsFunc(st.Audiences, func(s string) bool { return slices.Contains(a.audiences, s) }) {
+		return Identity{}, fmt.Errorf("%w: the token is not valid for audience %s: request a projected token with that audience", ErrUnauthenticated, strings.Join(a.audiences, " or "))
+	}
+	if !slices.Contains(st.User.Groups, serviceAccountsGroup) {
+		return Identity{}, fmt.Errorf("%w: user %q is not a Kubernetes service account", ErrUnauthenticated, st.User.Username)
+	}
+	rest, ok := strings.CutPrefix(st.User.Username, serviceAccountUserPrefix)
+	ns, sa, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 || strings.Contains(sa, ":") {
+		return Identity{}, fmt.Errorf("%w: user %q is not of the form system:serviceaccount:NAMESPACE:NAME", ErrUnauthenticated, st.User.Username)
+	}
+	id := Identity{Namespace: ns, ServiceAccount: sa}
+	if err := id.Validate(); err != nil {
+		return Identity{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	return id, nil
+}
+
+// Authenticators tries each authenticator in order and returns the first
+// identity established. An authenticator that says ErrUnauthenticated
+// passes the request to the next; any other error stops the chain (the
+// caller retries). When all refuse, the error lists each one's reason.
+// Safe for concurrent use when its members are.
+type Authenticators []Authenticator
+
+var _ Authenticator = Authenticators(nil)
+
+// Authenticate implements Authenticator.
+func (as Authenticators) Authenticate(ctx context.Context) (Identity, error) {
+	var reasons []string
+	for _, a := range as {
+		id, err := a.Authenticate(ctx)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, ErrUnauthenticated) {
+			return Identity{}, err
+		}
+		if r := strings.TrimPrefix(err.Error(), ErrUnauthenticated.Error()+": "); !slices.Contains(reasons, r) {
+			reasons = append(reasons, r)
+		}
+	}
+	if len(reasons) == 0 {
+		return Identity{}, fmt.Errorf("%w: no authenticator is configured", ErrUnauthenticated)
+	}
+	return Identity{}, fmt.Errorf("%w: %s", ErrUnauthenticated, strings.Join(reasons, "; "))
+}
