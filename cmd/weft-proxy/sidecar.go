@@ -38,6 +38,7 @@ type sidecarOptions struct {
 	serviceAccount   string
 	adminAddress     string
 	metricsAddress   string
+	healthAddress    string
 	httpProxyPort    string
 	httpProxyAddress string
 	// dnsAddress is the DNS proxy's ip:port ("" off), dnsResolvConf the
@@ -78,9 +79,10 @@ type sidecarOptions struct {
 	concurrency    int
 }
 
-// metricsAuto is --metrics-address's default: the workload IP, port 15090
-// (Istio's prometheus port), so that sidecars on 127.0.0.2, 127.0.0.3, ...
-// of one machine do not collide.
+// metricsAuto is --metrics-address's and --health-address's default: the
+// workload IP, port 15090 (Istio's prometheus port) or 15021 (its health
+// port), so that sidecars on 127.0.0.2, 127.0.0.3, ... of one machine do
+// not collide.
 const metricsAuto = "auto"
 
 // caPort is the CA's port when --ca-address is not given: weft-control's
@@ -120,6 +122,8 @@ var sidecarFlags = []sidecarFlag{
 		func(o *sidecarOptions) *string { return &o.serviceAccount }, nil},
 	{"admin-address", "WEFT_ADMIN_ADDRESS", "127.0.0.1:15000", "the admin interface's address, ip:port",
 		func(o *sidecarOptions) *string { return &o.adminAddress }, nil},
+	{"health-address", "WEFT_HEALTH_ADDRESS", metricsAuto, "where Kubernetes probes readiness (/healthz/ready, 200 once the proxy is configured and not draining), ip:port; " + metricsAuto + " is the --ip with Istio's port 15021, empty turns it off",
+		func(o *sidecarOptions) *string { return &o.healthAddress }, nil},
 	{"metrics-address", "WEFT_METRICS_ADDRESS", metricsAuto, "where Prometheus scrapes istio_* and envoy_* metrics (/stats/prometheus), ip:port; " + metricsAuto + " is the --ip with Istio's port 15090, empty turns it off",
 		func(o *sidecarOptions) *string { return &o.metricsAddress }, nil},
 	{"http-proxy-port", "ISTIO_META_HTTP_PROXY_PORT", "", "port of the outbound HTTP proxy listener (node metadata HTTP_PROXY_PORT; weft-control's default 15001)",
@@ -254,6 +258,12 @@ func (o *sidecarOptions) check() error {
 	}
 	if _, err := netip.ParseAddrPort(o.metricsAddress); o.metricsAddress != "" && err != nil {
 		return fmt.Errorf("--metrics-address %q: want ip:port, or empty for none", o.metricsAddress)
+	}
+	if o.healthAddress == metricsAuto {
+		o.healthAddress = net.JoinHostPort(o.ip, "15021")
+	}
+	if _, err := netip.ParseAddrPort(o.healthAddress); o.healthAddress != "" && err != nil {
+		return fmt.Errorf("--health-address %q: want ip:port, or empty for none", o.healthAddress)
 	}
 	if o.httpProxyPort != "" {
 		if n, err := strconv.ParseUint(o.httpProxyPort, 10, 16); err != nil || n == 0 {
@@ -435,6 +445,7 @@ func (o *sidecarOptions) agent() (*agent.Options, error) {
 		HTTPProxyAddress: o.httpProxyAddress,
 		AdminAddress:     o.adminAddress,
 		MetricsAddress:   o.metricsAddress,
+		HealthAddress:    o.healthAddress,
 		Metadata:         o.meta,
 		SDSSocket:        o.sdsSocket,
 	}

@@ -202,11 +202,11 @@ func TestSidecarServes(t *testing.T) {
 		resource.ListenerType: {Version: "1", Items: []types.Resource{directListener(t, freeAddr(t))}},
 		resource.ClusterType:  {Version: "1", Items: []types.Resource{}},
 	})
-	admin := freeAddr(t)
+	admin, health := freeAddr(t), freeAddr(t)
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "off"},
+		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--health-address", health, "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "off"},
 			nil, &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -231,6 +231,18 @@ func TestSidecarServes(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `"dynamic_listeners"`) {
 		t.Errorf("config_dump has no dynamic listener:\n%s", body)
+	}
+	// Istio's readiness endpoint on --health-address answers from the
+	// admin's /ready; nothing else of the admin is served there.
+	for path, want := range map[string]int{"/healthz/ready": 200, "/config_dump": 404} {
+		resp, err := http.Get("http://" + health + path)
+		if err != nil {
+			t.Fatalf("GET %s on the health port: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s on the health port: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 	if _, err := http.Post("http://"+admin+"/quitquitquit", "text/plain", nil); err != nil {
 		t.Fatal(err)
@@ -327,7 +339,7 @@ func TestSidecarWithCA(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "debug",
+		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--health-address=", "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "debug",
 			"--ca-address", weft.Addr, "--ca-root", rootFile, "--token-file", tokenFile, "--sds-socket", socket}, nil, &stdout, &stderr)
 	}()
 	waitReady(t, admin, &stderr)

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // proxyContainer is weft-proxy as a Kubernetes native sidecar: an init
@@ -38,6 +39,16 @@ func (i *Injector) proxyContainer(meta *metav1.ObjectMeta, spec *corev1.PodSpec,
 		Env:           i.proxyEnv(meta, spec, workload, probers),
 		Ports: []corev1.ContainerPort{
 			{Name: "http-envoy-prom", ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
+		},
+		// Istio's sidecar readiness: weft-proxy sidecar serves
+		// /healthz/ready on INSTANCE_IP:15021 (--health-address), 200
+		// once it has its configuration. A native sidecar's readiness
+		// gates the pod's.
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/healthz/ready", Port: intstr.FromInt32(HealthPort),
+			}},
+			InitialDelaySeconds: 0, PeriodSeconds: 2, TimeoutSeconds: 3, FailureThreshold: 4,
 		},
 		Resources:       *i.o.Resources.DeepCopy(),
 		SecurityContext: i.proxySecurity(),

@@ -72,7 +72,9 @@ const (
 	// (Istio's pilot-agent 15020).
 	StatusPort = 15020
 	// MetricsPort is where weft-proxy serves /stats/prometheus.
-	MetricsPort  = 15090
+	MetricsPort = 15090
+	// HealthPort is where weft-proxy serves /healthz/ready (Istio's 15021).
+	HealthPort   = 15021
 	outboundPort = 15001
 	inboundPort  = 15006
 )

@@ -370,7 +370,7 @@ func startSidecar(t *testing.T, bin string, cp *controlPlane, w workload, name, 
 	cmd := inNS(w.ns, filepath.Join(bin, "weft-proxy"), "sidecar", "--capture", "--uid", proxyUID, "--gid", proxyUID,
 		"--name", name, "--namespace", "default", "--ip", w.ip, "--service-account", sa, "--labels", labels,
 		"--discovery-address", cp.xds, "--ca-address", cp.ca, "--ca-dir", cp.caDir,
-		"--sds-socket", filepath.Join(run, "sds.sock"), "--admin-address", "127.0.0.1:15000", "--metrics-address=",
+		"--sds-socket", filepath.Join(run, "sds.sock"), "--admin-address", "127.0.0.1:15000", "--metrics-address=", "--health-address=",
 		"--drain-time-s", "1", "-l", "info")
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out

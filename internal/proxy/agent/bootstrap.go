@@ -49,6 +49,9 @@ type Options struct {
 	// metrics (Istio's 15090): the bootstrap gets Istio's static listener
 	// that routes /stats/prometheus to the admin (metrics.go). Empty: none.
 	MetricsAddress string
+	// HealthAddress, ip:port, serves Istio's readiness endpoint
+	// /healthz/ready (Istio's 15021) from the admin's /ready. Empty: none.
+	HealthAddress string
 	// ClusterID is the node metadata CLUSTER_ID, the label
 	// source_cluster / destination_cluster (Istio's default "Kubernetes").
 	ClusterID string
@@ -191,6 +194,11 @@ func Bootstrap(o *Options) (*bootstrapv3.Bootstrap, error) {
 	static := &bootstrapv3.Bootstrap_StaticResources{Clusters: clusters}
 	if o.MetricsAddress != "" {
 		if err := addMetricsListener(static, o.MetricsAddress, admin); err != nil {
+			return nil, err
+		}
+	}
+	if o.HealthAddress != "" {
+		if err := addHealthListener(static, o.HealthAddress, admin); err != nil {
 			return nil, err
 		}
 	}
