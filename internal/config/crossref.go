@@ -28,8 +28,9 @@ import (
 // Visibility (exportTo) is not taken into account: any namespace's
 // DestinationRule or ServiceEntry counts, so the checks never reject
 // configuration Istio would accept for a given proxy.
-func crossCheck(items []*loaded) {
+func crossCheck(items []*loaded, platformSuffix string) {
 	x := newIndex(items)
+	x.platformSuffix = platformSuffix
 	for _, it := range items {
 		vs, ok := it.obj.Spec.(*networking.VirtualService)
 		if !ok {
@@ -45,6 +46,10 @@ func crossCheck(items []*loaded) {
 
 // index holds what the cross-object checks look up.
 type index struct {
+	// platformSuffix, when set, is the domain of hosts the platform
+	// defines (Kubernetes Services: ".svc.cluster.local"): a destination
+	// there is not reported as unknown for want of a ServiceEntry.
+	platformSuffix string
 	// subsets maps a DestinationRule's resolved host to the subsets of
 	// each DestinationRule for it.
 	subsets map[string][]drSubsets
@@ -144,6 +149,8 @@ func (x *index) checkDestination(it *loaded, rd routeDest) {
 	}
 	ports, known := x.servicePorts(host)
 	switch {
+	case !known && x.platformSuffix != "" && strings.HasSuffix(host, x.platformSuffix):
+		// A Kubernetes Service: the configuration cannot say.
 	case !known:
 		it.problem(rd.path.f("host"), fmt.Sprintf("host %s is not defined by any ServiceEntry", describeHost(d.GetHost(), host)), true)
 	case d.GetPort() != nil && !hasPort(ports, d.GetPort().GetNumber()):

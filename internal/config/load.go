@@ -116,11 +116,13 @@ func LoadFiles(paths ...string) (*LoadResult, error) {
 
 // loader accumulates the documents of one load.
 type loader struct {
-	cache      fileCache // nil: decode every file
-	items      []*loaded
-	files      []string
-	incomplete []string
-	errs       []*Error
+	// platformSuffix: see index.platformSuffix ("" outside Kubernetes).
+	platformSuffix string
+	cache          fileCache // nil: decode every file
+	items          []*loaded
+	files          []string
+	incomplete     []string
+	errs           []*Error
 }
 
 // isConfigFile reports whether a file name has a configuration extension.
@@ -191,7 +193,7 @@ func (l *loader) unreadable(path string, err error) {
 
 // result assembles the load: duplicates, cross-object checks, sorting.
 func (l *loader) result() *LoadResult {
-	crossCheck(dedupe(l.items))
+	crossCheck(dedupe(l.items), l.platformSuffix)
 	r := &LoadResult{Files: l.files, Incomplete: l.incomplete, Errors: l.errs}
 	rejected := map[Key]bool{}
 	for _, it := range l.items {

@@ -135,3 +135,31 @@ func TestDecodeObject(t *testing.T) {
 		t.Errorf("source %q, want admission (Doc -1: no document)", s)
 	}
 }
+
+// TestObjectDecoderPlatformHosts: on Kubernetes (PlatformSuffix set), a
+// destination that is a cluster Service needs no ServiceEntry, so no
+// warning lands in the object's status; another host still gets one.
+func TestObjectDecoderPlatformHosts(t *testing.T) {
+	src := Source{File: "kubernetes", Doc: -1}
+	in := func() []ObjectInput {
+		return []ObjectInput{{Content: object(t, objVS), Source: src}, {Content: object(t, objDR), Source: src},
+			{Content: object(t, `{"apiVersion":"networking.istio.io/v1","kind":"VirtualService",
+			  "metadata":{"name":"ext","namespace":"shop"},
+			  "spec":{"hosts":["api.example.com"],"http":[{"route":[{"destination":{"host":"api.example.com"}}]}]}}`), Source: src}}
+	}
+	warnings := func(d *ObjectDecoder) []string {
+		var out []string
+		for _, e := range d.Load(in()).Errors {
+			if strings.Contains(e.Message, "not defined by any ServiceEntry") {
+				out = append(out, e.Key.Name)
+			}
+		}
+		return out
+	}
+	if got := warnings(&ObjectDecoder{}); !reflect.DeepEqual(got, []string{"ext", "reviews"}) && !reflect.DeepEqual(got, []string{"reviews", "ext"}) {
+		t.Errorf("file mode: host warnings for %v, want ext and reviews", got)
+	}
+	if got := warnings(&ObjectDecoder{PlatformSuffix: ".svc.cluster.local"}); !reflect.DeepEqual(got, []string{"ext"}) {
+		t.Errorf("Kubernetes: host warnings for %v, want only ext (reviews.shop.svc.cluster.local is a Service)", got)
+	}
+}

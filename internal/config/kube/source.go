@@ -49,6 +49,10 @@ type Options struct {
 	// Config reaches the API server (required unless Client and
 	// Discovery are set).
 	Config *rest.Config
+	// DomainSuffix is the cluster's service domain (default
+	// "cluster.local"): destinations under ".svc."+DomainSuffix are
+	// Kubernetes Services, not reported for want of a ServiceEntry.
+	DomainSuffix string
 	// Client and Discovery replace the clients built from Config (tests).
 	Client    dynamic.Interface
 	Discovery discovery.DiscoveryInterface
@@ -132,8 +136,12 @@ func New(o Options) (*Source, error) {
 			return nil, fmt.Errorf("kubernetes config source: %w", err)
 		}
 	}
+	if o.DomainSuffix == "" {
+		o.DomainSuffix = "cluster.local"
+	}
 	return &Source{
 		o:       o,
+		decoder: config.ObjectDecoder{PlatformSuffix: ".svc." + o.DomainSuffix},
 		client:  o.Client,
 		factory: dynamicinformer.NewFilteredDynamicSharedInformerFactory(o.Client, 0, o.Namespace, nil),
 		changes: make(chan struct{}, 1),
