@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,8 +14,8 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/controlplane"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/agent"
-	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/server"
 	"github.com/weftmesh/weft/internal/xds"
 	"github.com/weftmesh/weft/internal/xds/xdstest"
@@ -74,20 +73,8 @@ func startMesh(t *testing.T) *testMesh {
 	if err := os.WriteFile(filepath.Join(dir, "mesh.yaml"), []byte(meshConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cp, err := controlplane.New(controlplane.Options{ConfigDir: dir, XDSAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0",
+	cp := meshtest.RunControlPlane(t, controlplane.Options{ConfigDir: dir, XDSAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0",
 		Debounce: 20 * time.Millisecond, Logger: quiet, ID: "weft-control-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("weft-control: %v", err)
-		}
-	})
 	_, xdsPort, _ := net.SplitHostPort(cp.XDSAddr().String())
 	return &testMesh{cp: cp, masks: map[string]string{xdsPort: "XDSPORT"}}
 }
@@ -103,17 +90,8 @@ func (m *testMesh) mask(out string) string {
 	return out
 }
 
-// freePort returns a port that was free on ip a moment ago (a sidecar's
-// admin and HTTP proxy ports are node metadata, known before binding).
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort is meshtest.FreePort.
+func freePort(t *testing.T, ip string) int { return meshtest.FreePort(t, ip) }
 
 // startSidecar runs a weft-proxy sidecar in dynamic mode (the bootstrap
 // `weft-proxy sidecar` builds) and waits for its initial configuration.
@@ -127,31 +105,9 @@ func (m *testMesh) startSidecar(t *testing.T, name, ip, admin string) *server.Se
 	}
 	proxyPort := freePort(t, "127.0.0.1")
 	m.masks[strconv.Itoa(proxyPort)] = "PROXYPORT"
-	y, err := agent.BootstrapYAML(&agent.Options{DiscoveryAddress: m.cp.XDSAddr().String(), Type: "sidecar", IP: ip, Name: name,
-		Namespace: "default", ServiceAccount: "default", HTTPProxyPort: strconv.Itoa(proxyPort), AdminAddress: admin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bootstrap.ParseAndValidate(y, name+".yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Options{Bootstrap: b, DrainTime: time.Second, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	select {
-	case <-srv.Initialized():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("sidecar %s: no configuration from weft-control within 10 s", name)
-	}
-	return srv
+	return meshtest.StartProxy(t, meshtest.ProxyOptions{Agent: &agent.Options{DiscoveryAddress: m.cp.XDSAddr().String(), Type: "sidecar", IP: ip, Name: name,
+		Namespace: "default", ServiceAccount: "default", HTTPProxyPort: strconv.Itoa(proxyPort), AdminAddress: admin},
+		DrainTime: time.Second, Logger: quiet})
 }
 
 // waitSynced waits until weft-control has every type of n proxies ACKed.

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -12,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/agent"
-	"github.com/weftmesh/weft/internal/proxy/agent/certs"
-	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/server"
 )
 
@@ -35,20 +32,7 @@ func runControlPlane(t *testing.T, o controlplane.Options, files map[string]stri
 		}
 	}
 	o.ConfigDir, o.XDSAddress, o.HTTPAddress, o.Logger = dir, "127.0.0.1:0", "127.0.0.1:0", quiet
-	cp, err := controlplane.New(o)
-	if err != nil {
-		t.Fatalf("controlplane.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("weft-control: %v", err)
-		}
-	})
-	return cp
+	return meshtest.RunControlPlane(t, o)
 }
 
 // sidecarOptions place a real sidecar: its workload (name, IP, labels),
@@ -89,66 +73,11 @@ func startRealSidecar(t *testing.T, cp *controlplane.ControlPlane, o sidecarOpti
 		// The metrics listener routes to the admin: both on the IP.
 		AdminAddress:   net.JoinHostPort(o.IP, strconv.Itoa(freePort(t, o.IP))),
 		MetricsAddress: s.metrics,
-		SDSSocket:      startAgent(t, cp, o.ServiceAccount),
+		SDSSocket:      meshtest.StartAgent(t, cp, meshtest.AgentOptions{ServiceAccount: o.ServiceAccount, Logger: quiet}),
 	}
-	yaml, err := agent.BootstrapYAML(ao)
-	if err != nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	b, err := bootstrap.ParseAndValidate(yaml, o.Name+".yaml")
-	if err != nil {
-		t.Fatalf("bootstrap: %v\n%s", err, yaml)
-	}
-	srv, err := server.New(server.Options{Bootstrap: b, DrainTime: time.Second, Logger: quiet})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	select {
-	case <-srv.Initialized():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("sidecar %s: no initial configuration from weft-control within 10 s", o.Name)
-	}
+	srv := meshtest.StartProxy(t, meshtest.ProxyOptions{Agent: ao, DrainTime: time.Second, Logger: quiet})
 	s.srv = srv
 	return s
-}
-
-// startAgent runs the sidecar agent's certificate manager and SDS server
-// for service account sa of namespace default, with a bootstrap token
-// minted by weft-control's CA, and returns the SDS socket.
-func startAgent(t *testing.T, cp *controlplane.ControlPlane, sa string) string {
-	t.Helper()
-	authority := cp.CA()
-	if authority == nil {
-		t.Fatal("sidecars with certificates need weft-control with its CA (Options.SecureAddress)")
-	}
-	token, err := authority.Tokens().Mint(ca.Identity{Namespace: "default", ServiceAccount: sa}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	socket := filepath.Join(t.TempDir(), "sds", "sds.sock")
-	sec, err := agent.StartSecurity(agent.SecurityOptions{
-		SDSSocket: socket,
-		Logger:    quiet,
-		Certs: certs.Options{
-			CAAddress:      cp.SecureAddr().String(),
-			RootCAs:        authority.Roots(),
-			Token:          certs.StaticToken(token),
-			TrustDomain:    "cluster.local",
-			Namespace:      "default",
-			ServiceAccount: sa,
-		},
-	})
-	if err != nil {
-		t.Fatalf("agent: %v", err)
-	}
-	t.Cleanup(sec.Stop)
-	return socket
 }
 
 // client sends every request through the sidecar's outbound HTTP proxy
@@ -161,17 +90,8 @@ func (s *realSidecar) client() *http.Client {
 	}
 }
 
-// freePort returns a TCP port that was free on ip a moment ago (a
-// sidecar's ports are in its bootstrap before its listeners exist).
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort is meshtest.FreePort.
+func freePort(t *testing.T, ip string) int { return meshtest.FreePort(t, ip) }
 
 // startHello serves name as the body of every request on 127.0.0.1 and a
 // port the kernel picks, and returns the port.

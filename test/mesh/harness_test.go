@@ -27,9 +27,8 @@ import (
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/agent"
-	"github.com/weftmesh/weft/internal/proxy/agent/certs"
-	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/server"
 )
 
@@ -78,20 +77,7 @@ func startControlPlaneMesh(t *testing.T, files map[string]string, withCA bool, m
 		o.SecureAddress = "127.0.0.1:0"
 		o.CA = ca.Options{Dir: t.TempDir(), Logger: quiet}
 	}
-	cp, err := controlplane.New(o)
-	if err != nil {
-		t.Fatalf("controlplane.New: %v", err)
-	}
-	c.cp = cp
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("weft-control: %v", err)
-		}
-	})
+	c.cp = meshtest.RunControlPlane(t, o)
 	return c
 }
 
@@ -165,35 +151,13 @@ func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
 	}
 	if o.ServiceAccount != "" {
 		ao.ServiceAccount = o.ServiceAccount
-		ao.SDSSocket = startAgent(t, c, o.ServiceAccount)
+		ao.SDSSocket = meshtest.StartAgent(t, c.cp, meshtest.AgentOptions{ServiceAccount: o.ServiceAccount, Logger: quiet})
 		ao.Labels = map[string]string{"security.istio.io/tlsMode": "istio"}
 		for k, v := range o.Labels {
 			ao.Labels[k] = v
 		}
 	}
-	yaml, err := agent.BootstrapYAML(ao)
-	if err != nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	b, err := bootstrap.ParseAndValidate(yaml, o.Name+".yaml")
-	if err != nil {
-		t.Fatalf("bootstrap: %v\n%s", err, yaml)
-	}
-	srv, err := server.New(server.Options{Bootstrap: b, DrainTime: 5 * time.Second, Logger: quiet})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	select {
-	case <-srv.Initialized():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("sidecar %s: no initial configuration from weft-control within 10 s", o.Name)
-	}
+	srv := meshtest.StartProxy(t, meshtest.ProxyOptions{Agent: ao, DrainTime: 5 * time.Second, Logger: quiet})
 	s := &sidecar{t: t, srv: srv, proxy: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.ProxyPort))}
 	if o.Type == "router" {
 		return s // gateways have no HTTP proxy listener
@@ -203,39 +167,6 @@ func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
 		t.Fatalf("sidecar %s: HTTP proxy listener %s not bound (have %v)", o.Name, name, srv.ListenerAddrs())
 	}
 	return s
-}
-
-// startAgent runs the sidecar agent's certificate manager and SDS server
-// for service account sa of namespace default, with a bootstrap token
-// minted by weft-control's CA, and returns the SDS socket.
-func startAgent(t *testing.T, c *controlPlane, sa string) string {
-	t.Helper()
-	authority := c.cp.CA()
-	if authority == nil {
-		t.Fatal("a sidecar with a service account needs startControlPlaneWith(..., true)")
-	}
-	token, err := authority.Tokens().Mint(ca.Identity{Namespace: "default", ServiceAccount: sa}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	socket := filepath.Join(t.TempDir(), "sds", "sds.sock")
-	sec, err := agent.StartSecurity(agent.SecurityOptions{
-		SDSSocket: socket,
-		Logger:    quiet,
-		Certs: certs.Options{
-			CAAddress:      c.cp.SecureAddr().String(),
-			RootCAs:        authority.Roots(),
-			Token:          certs.StaticToken(token),
-			TrustDomain:    "cluster.local",
-			Namespace:      "default",
-			ServiceAccount: sa,
-		},
-	})
-	if err != nil {
-		t.Fatalf("agent: %v", err)
-	}
-	t.Cleanup(sec.Stop)
-	return socket
 }
 
 // client returns an HTTP client that sends every request through the
@@ -277,18 +208,8 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	return time.Since(start)
 }
 
-// freePort returns a TCP port that was free on ip a moment ago. Used
-// where a port must be known before the listener that takes it exists (a
-// sidecar's HTTP proxy port is node metadata).
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort is meshtest.FreePort.
+func freePort(t *testing.T, ip string) int { return meshtest.FreePort(t, ip) }
 
 // app is a workload: one port serving plain HTTP (the body is its name)
 // and gRPC (grpc.testing.TestService.UnaryCall answers with server_id =
