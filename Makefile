@@ -60,3 +60,10 @@ bench-quick:
 
 clean:
 	rm -rf bin/
+
+# The one image (weft, weft-control, weft-proxy + iptables/nftables) that
+# the Helm chart and the injected sidecars run; see docs/KUBERNETES.md.
+IMAGE ?= ghcr.io/weftmesh/weft:dev
+.PHONY: image
+image:
+	docker build -t $(IMAGE) .
