@@ -39,6 +39,8 @@ type sidecarOptions struct {
 	adminAddress     string
 	metricsAddress   string
 	healthAddress    string
+	// status: --status-address and the app probes it serves (status.go).
+	status           statusOptions
 	httpProxyPort    string
 	httpProxyAddress string
 	// dnsAddress is the DNS proxy's ip:port ("" off), dnsResolvConf the
@@ -124,6 +126,8 @@ var sidecarFlags = []sidecarFlag{
 		func(o *sidecarOptions) *string { return &o.adminAddress }, nil},
 	{"health-address", "WEFT_HEALTH_ADDRESS", metricsAuto, "where Kubernetes probes readiness (/healthz/ready, 200 once the proxy is configured and not draining), ip:port; " + metricsAuto + " is the --ip with Istio's port 15021, empty turns it off",
 		func(o *sidecarOptions) *string { return &o.healthAddress }, nil},
+	{"status-address", "WEFT_STATUS_ADDRESS", metricsAuto, "the agent's status server (Istio's 15020): the app probes the injector rewrote (/app-health/..., from " + agent.AppProbersEnv + ") and /healthz/ready, ip:port; " + metricsAuto + " is the --ip with port 15020, empty turns it off",
+		func(o *sidecarOptions) *string { return &o.status.address }, nil},
 	{"metrics-address", "WEFT_METRICS_ADDRESS", metricsAuto, "where Prometheus scrapes istio_* and envoy_* metrics (/stats/prometheus), ip:port; " + metricsAuto + " is the --ip with Istio's port 15090, empty turns it off",
 		func(o *sidecarOptions) *string { return &o.metricsAddress }, nil},
 	{"http-proxy-port", "ISTIO_META_HTTP_PROXY_PORT", "", "port of the outbound HTTP proxy listener (node metadata HTTP_PROXY_PORT; weft-control's default 15001)",
@@ -228,6 +232,7 @@ func parseSidecar(args, environ []string, stderr io.Writer) (*sidecarOptions, er
 	if err := o.captureOpts.apply(o.meta); err != nil {
 		return nil, err
 	}
+	o.status.fromEnv(env) // status.go
 	return o, o.check()
 }
 
@@ -279,6 +284,9 @@ func (o *sidecarOptions) check() error {
 		return err
 	}
 	if err := o.checkDNS(); err != nil { // dns.go
+		return err
+	}
+	if err := o.checkStatus(); err != nil { // status.go
 		return err
 	}
 	return o.checkSecurity()
@@ -517,6 +525,14 @@ func runSidecar(args, environ []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer dns.Stop()
+	}
+	if o.status.address != "" {
+		st, err := startStatus(o, log) // status.go
+		if err != nil {
+			fmt.Fprintln(stderr, "weft-proxy sidecar:", err)
+			return 1
+		}
+		defer st.Stop()
 	}
 	return serve(server.Options{
 		Bootstrap:   b,

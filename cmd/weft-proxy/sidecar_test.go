@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,6 +172,22 @@ func TestParseSidecar(t *testing.T) {
 					t.Errorf("token %q ca %q trust domain %q socket %q", token(t, o), o.caAddress, o.trustDomain, o.sdsSocket)
 				}
 			}},
+		{name: "status_defaults", args: []string{"--name", "a", "--ip", "10.0.0.5"},
+			environ: []string{`ISTIO_KUBE_APP_PROBERS={"/app-health/web/livez":{"tcpSocket":{"port":8080}}}`, "REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION=true"},
+			check: func(t *testing.T, o *sidecarOptions) {
+				if o.status.address != "10.0.0.5:15020" || !o.status.localhost || o.status.probers["/app-health/web/livez"].TCPSocket.Port != 8080 {
+					t.Errorf("status %+v", o.status)
+				}
+			}},
+		{name: "status_off", args: []string{"--name", "a", "--status-address="}, environ: []string{"ISTIO_KUBE_APP_PROBERS={broken"},
+			check: func(t *testing.T, o *sidecarOptions) {
+				if o.status.address != "" || o.status.probers != nil {
+					t.Errorf("status %+v, want off (and the variable not read)", o.status)
+				}
+			}},
+		{name: "bad_status_address", args: []string{"--name", "a", "--status-address", ":15020"}, wantErr: "--status-address"},
+		{name: "bad_app_probers", args: []string{"--name", "a"}, environ: []string{`ISTIO_KUBE_APP_PROBERS={"/app-health/web/livez":{"httpGet":{"port":80}},}`},
+			wantErr: "ISTIO_KUBE_APP_PROBERS: invalid JSON at byte 50 (line 1, column 50)"},
 		{name: "ca_root_without_token", args: []string{"--name", "a", "--ca-root", "/r.pem"}, wantErr: "need both --ca-root"},
 		{name: "token_without_ca_root", args: []string{"--name", "a", "--token-file", "/t"}, wantErr: "need both --ca-root"},
 		{name: "token_and_token_file", args: []string{"--name", "a", "--token", "x", "--token-file", "/t"}, wantErr: "give one"},
@@ -202,12 +219,22 @@ func TestSidecarServes(t *testing.T) {
 		resource.ListenerType: {Version: "1", Items: []types.Resource{directListener(t, freeAddr(t))}},
 		resource.ClusterType:  {Version: "1", Items: []types.Resource{}},
 	})
-	admin, health := freeAddr(t), freeAddr(t)
+	admin, health, status := freeAddr(t), freeAddr(t), freeAddr(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer app.Close()
+	_, appPort, _ := net.SplitHostPort(app.Listener.Addr().String())
+	probers := `{"/app-health/app/livez":{"httpGet":{"path":"/healthz","port":` + appPort + `,"scheme":"HTTP"},"timeoutSeconds":1},` +
+		`"/app-health/app/readyz":{"httpGet":{"path":"/other","port":` + appPort + `}}}`
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--health-address", health, "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "off"},
-			nil, &stdout, &stderr)
+		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--health-address", health,
+			"--status-address", status, "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "off"},
+			[]string{"ISTIO_KUBE_APP_PROBERS=" + probers}, &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -244,6 +271,18 @@ func TestSidecarServes(t *testing.T) {
 			t.Errorf("GET %s on the health port: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+	// The agent's status server (Istio's 15020) answers the rewritten
+	// app probes from ISTIO_KUBE_APP_PROBERS, and readiness as 15021.
+	for path, want := range map[string]int{"/app-health/app/livez": 200, "/app-health/app/readyz": 503, "/app-health/web/livez": 404, "/healthz/ready": 200} {
+		resp, err := http.Get("http://" + status + path)
+		if err != nil {
+			t.Fatalf("GET %s on the status port: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s on the status port: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
 	if _, err := http.Post("http://"+admin+"/quitquitquit", "text/plain", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +293,9 @@ func TestSidecarServes(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("sidecar did not exit after /quitquitquit")
+	}
+	if _, err := net.Dial("tcp", status); err == nil {
+		t.Error("status server still listening after exit")
 	}
 }
 
@@ -339,7 +381,7 @@ func TestSidecarWithCA(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--health-address=", "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "debug",
+		done <- runSidecar([]string{"--name", "app-1", "--discovery-address", cp.Addr(), "--admin-address", admin, "--metrics-address=", "--health-address=", "--status-address=", "--dns-address=127.0.0.1:0", "--drain-time-s", "1", "-l", "debug",
 			"--ca-address", weft.Addr, "--ca-root", rootFile, "--token-file", tokenFile, "--sds-socket", socket}, nil, &stdout, &stderr)
 	}()
 	waitReady(t, admin, &stderr)

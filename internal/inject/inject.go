@@ -282,7 +282,7 @@ func (i *Injector) Inject(t Target) (Decision, error) {
 	}
 	probers := map[string]probe{}
 	if i.rewriteProbes(t.Meta) {
-		probers = rewriteProbes(t.Spec.Containers)
+		probers = rewriteProbes(t.Spec)
 	}
 	sidecar := i.proxyContainer(t.Meta, t.Spec, workload, probers)
 	initc := i.initContainer(t.Meta, initArgs)
@@ -337,7 +337,7 @@ func (i *Injector) setAnnotations(meta *metav1.ObjectMeta, spec *corev1.PodSpec)
 		setDefault(meta.Annotations, "kubectl.kubernetes.io/default-container", spec.Containers[0].Name)
 	}
 	// weft-proxy serves its metrics itself on 15090 (Istio merges them on
-	// the agent's 15020; weft has no agent port yet).
+	// the agent's 15020, which in weft serves probes only).
 	setDefault(meta.Annotations, "prometheus.io/scrape", "true")
 	setDefault(meta.Annotations, "prometheus.io/port", strconv.Itoa(MetricsPort))
 	setDefault(meta.Annotations, "prometheus.io/path", "/stats/prometheus")

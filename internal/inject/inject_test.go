@@ -151,7 +151,7 @@ func TestProbeRewrite(t *testing.T) {
 	}
 	sidecar := pod.Spec.InitContainers[1]
 	got, ok := env(&sidecar, "ISTIO_KUBE_APP_PROBERS")
-	want := `{"/app-health/web/livez":{"httpGet":{"path":"/healthz","port":8080,"scheme":"HTTP"},"timeoutSeconds":3}}`
+	want := `{"/app-health/web/livez":{"httpGet":{"path":"/healthz","port":8080},"timeoutSeconds":3}}`
 	if !ok || got != want {
 		t.Errorf("ISTIO_KUBE_APP_PROBERS = %s, want %s", got, want)
 	}

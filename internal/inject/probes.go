@@ -1,6 +1,8 @@
 package inject
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -10,34 +12,49 @@ import (
 // mTLS STRICT, the kubelet's plain-text probes to the app's port would be
 // refused by the sidecar, and TCP probes would always succeed against it.
 // So each app container's httpGet, tcpSocket and grpc liveness, readiness
-// and startup probes are pointed at the agent's status port:
+// and startup probes (of the containers and of the pod's own restartable
+// init containers, as Istio's allContainers) are pointed at the agent's
+// status port:
 //
-//	httpGet: {path: /app-health/CONTAINER/livez|readyz|startupz, port: 15020, scheme: HTTP}
+//	httpGet: {path: /app-health/CONTAINER/livez|readyz|startupz, port: 15020, scheme: HTTP, httpHeaders: the original's}
 //
 // keeping their timings and thresholds, and the original actions go to
 // the sidecar in ISTIO_KUBE_APP_PROBERS, a JSON object from that path to
 // {"httpGet"|"tcpSocket"|"grpc": original action (named ports resolved),
-// "timeoutSeconds": N}. The agent answers a path by running the original
-// probe against the app from inside the pod (not captured: the agent runs
-// as the capture-excluded user). Exec probes are left alone; a probe on a
-// named port the container does not declare is left alone too.
+// "timeoutSeconds": N}. The JSON is byte for byte what Istio's
+// DumpAppProbers writes for the same pod (its Prober holds the Kubernetes
+// actions as they are, the port resolved), so either agent reads either
+// injector's. `weft-proxy sidecar` serves the paths on --status-address
+// (internal/proxy/agent's StartStatus) by running the original probe
+// against the app from inside the pod (not captured: the agent runs as
+// the capture-excluded user and probes from 127.0.0.6).
 //
-// NOTE: the agent side (serving 15020 in weft-proxy) is not written yet;
-// until it is, set Options.NoProbeRewrite or annotate pods with
-// sidecar.istio.io/rewriteAppHTTPProbers: "false".
+// One difference from Istio: the rewritten httpGet drops the original's
+// host (Istio keeps it, so the kubelet would send the status probe to
+// that host); the agent honours the host instead, in the JSON. Exec
+// probes are left alone; a probe on a named port the container does not
+// declare is left alone too (the kubelet would fail it either way).
 
-// probe is one entry of ISTIO_KUBE_APP_PROBERS (Istio's Prober shape).
+// probe is one entry of ISTIO_KUBE_APP_PROBERS (Istio's Prober, field
+// for field and in its order).
 type probe struct {
 	HTTPGet        *corev1.HTTPGetAction   `json:"httpGet,omitempty"`
 	TCPSocket      *corev1.TCPSocketAction `json:"tcpSocket,omitempty"`
-	GRPC           *grpcProbe              `json:"grpc,omitempty"`
+	GRPC           *corev1.GRPCAction      `json:"grpc,omitempty"`
 	TimeoutSeconds int32                   `json:"timeoutSeconds,omitempty"`
 }
 
-// rewriteProbes rewrites the containers' probes in place and returns
-// what the agent must serve.
-func rewriteProbes(cs []corev1.Container) map[string]probe {
+// rewriteProbes rewrites the probes of the pod's containers and init
+// containers (only restartable ones may have probes) in place, before
+// the sidecar is added, and returns what the agent must serve.
+func rewriteProbes(spec *corev1.PodSpec) map[string]probe {
 	out := map[string]probe{}
+	rewriteContainerProbes(spec.InitContainers, out)
+	rewriteContainerProbes(spec.Containers, out)
+	return out
+}
+
+func rewriteContainerProbes(cs []corev1.Container, out map[string]probe) {
 	for j := range cs {
 		c := &cs[j]
 		for _, p := range []struct {
@@ -50,13 +67,18 @@ func rewriteProbes(cs []corev1.Container) map[string]probe {
 			path := "/app-health/" + c.Name + "/" + p.kind
 			if orig, ok := original(p.probe, c.Ports); ok {
 				out[path] = orig
+				var headers []corev1.HTTPHeader
+				if orig.HTTPGet != nil {
+					// Kept, as Istio's rewrite keeps them: the kubelet
+					// sends them and the agent passes them on.
+					headers = slices.Clone(orig.HTTPGet.HTTPHeaders)
+				}
 				p.probe.ProbeHandler = corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-					Path: path, Port: intstr.FromInt32(StatusPort), Scheme: corev1.URISchemeHTTP,
+					Path: path, Port: intstr.FromInt32(StatusPort), Scheme: corev1.URISchemeHTTP, HTTPHeaders: headers,
 				}}
 			}
 		}
 	}
-	return out
 }
 
 // original copies a probe's action with its port resolved to a number;
@@ -70,10 +92,7 @@ func original(p *corev1.Probe, ports []corev1.ContainerPort) (probe, bool) {
 		if !ok {
 			return probe{}, false
 		}
-		g.Port = port
-		if g.Scheme == "" {
-			g.Scheme = corev1.URISchemeHTTP
-		}
+		g.Port = port // the scheme stays as given ("" is HTTP), as Istio's
 		out.HTTPGet = &g
 	case h.TCPSocket != nil:
 		s := *h.TCPSocket
@@ -84,17 +103,12 @@ func original(p *corev1.Probe, ports []corev1.ContainerPort) (probe, bool) {
 		s.Port = port
 		out.TCPSocket = &s
 	case h.GRPC != nil:
-		out.GRPC = &grpcProbe{Port: h.GRPC.Port, Service: h.GRPC.Service}
+		g := *h.GRPC
+		out.GRPC = &g
 	default:
 		return probe{}, false
 	}
 	return out, true
-}
-
-// grpcProbe is corev1.GRPCAction without a null service in the JSON.
-type grpcProbe struct {
-	Port    int32   `json:"port"`
-	Service *string `json:"service,omitempty"`
 }
 
 func resolvePort(p intstr.IntOrString, ports []corev1.ContainerPort) (intstr.IntOrString, bool) {

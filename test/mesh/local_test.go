@@ -64,7 +64,7 @@ func TestLocalMeshMutualTLSByDefault(t *testing.T) {
 			"--discovery-address", addr(xds), "--ca-address", addr(secure),
 			"--admin-address", net.JoinHostPort(ip, strconv.Itoa(freePort(t, ip))),
 			"--http-proxy-port", strconv.Itoa(proxyPort), "--drain-time-s", "1",
-			"--metrics-address=", "--dns-address=", "--health-address="} // ports fixed per IP: off, so a weft up on this machine does not collide
+			"--metrics-address=", "--dns-address=", "--health-address=", "--status-address="} // ports fixed per IP: off, so a weft up on this machine does not collide
 		if labels != "" {
 			args = append(args, "--labels", labels)
 		}

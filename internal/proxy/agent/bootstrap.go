@@ -3,8 +3,9 @@
 // and metadata, the admin address, ADS to weft-control for listeners and
 // clusters, and the sds-grpc cluster when a CA is configured), and runs
 // the workload's certificate handling (StartSecurity: the certificate
-// manager of package certs and the SDS server of package sds).
-// `weft-proxy sidecar` and the tests that run sidecars in process use it.
+// manager of package certs and the SDS server of package sds), and serves
+// the status port (StartStatus: Istio's 15020, the app probes the injector
+// rewrote). `weft-proxy sidecar` and the tests that run sidecars in process use it.
 package agent
 
 import (
