@@ -189,7 +189,7 @@ func NewKube(ctx context.Context, o KubeCAOptions) (*CA, error) {
 		co.Store, err = NewSecretStore(SecretStoreOptions{Client: o.Client, Namespace: o.Namespace, Name: SelfSignedSecretName})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("CA: %w", err)
+		return nil, err
 	}
 	if err := co.defaults(); err != nil {
 		return nil, err

@@ -76,7 +76,7 @@ func newFromStore(ctx context.Context, o Options) (*CA, error) {
 	key := stored.TokenKey
 	if len(key) == 0 {
 		if key, err = o.Store.AddTokenKey(ctx, newTokenKeyBytes()); err != nil {
-			return nil, fmt.Errorf("token key in %s: %w", o.Store, err)
+			return nil, fmt.Errorf("adding the token key: %w", err)
 		}
 	}
 	if c.tokens, err = NewTokenKey(key, o.Now); err != nil {
@@ -97,7 +97,7 @@ func (c *CA) loadOrCreate(ctx context.Context, withRoot bool) (*Material, error)
 		return m, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("CA: loading %s: %w", store, err)
+		return nil, fmt.Errorf("loading the CA material: %w", err)
 	}
 	m = &Material{Source: store.String(), TokenKey: newTokenKeyBytes()}
 	if withRoot {
@@ -115,12 +115,12 @@ func (c *CA) loadOrCreate(ctx context.Context, withRoot bool) (*Material, error)
 		// Another replica created it between our Load and Create: use
 		// theirs, so that every replica has the same root.
 		if m, err = store.Load(ctx); err != nil {
-			return nil, fmt.Errorf("CA: loading %s after another replica created it: %w", store, err)
+			return nil, fmt.Errorf("loading the CA material another replica created: %w", err)
 		}
 		c.log.Info("CA material loaded (created by another replica)", "from", store.String())
 		return m, nil
 	default:
-		return nil, fmt.Errorf("CA: creating %s: %w", store, err)
+		return nil, fmt.Errorf("creating the CA material: %w", err)
 	}
 }
 
