@@ -7,7 +7,10 @@
 // Istio agent, or weft-proxy's, can obtain certificates with a CSR.
 //
 // The CA directory holds root-cert.pem, root-key.pem (0600) and token-key
-// (0600). Keys, tokens and certificates are never logged (subjects,
+// (0600). On Kubernetes (NewKube, kubesecret.go) the material lives in
+// Secrets instead, in Istio's layout, shared by the replicas: the plug-in
+// CA cacerts when present, else istio-ca-secret, created by the first
+// replica (Options.Store, rootstore.go). Keys, tokens and certificates are never logged (subjects,
 // identities and serial numbers are).
 package ca
 
