@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -42,4 +43,25 @@ func kubernetesOptions(kubeconfig, clusterID, audiences string) (*controlplane.K
 		}
 	}
 	return &controlplane.KubernetesOptions{Config: cfg, ClusterID: clusterID, TokenAudiences: aud}, nil
+}
+
+// defaultNamespace is $POD_NAMESPACE (the chart sets it from the pod's
+// metadata.namespace), else istio-system.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return controlplane.DefaultNamespace
+}
+
+// caInSecrets reports whether the CA keeps its material in Kubernetes
+// Secrets: yes unless a signing certificate (--ca-cert) or a CA directory
+// (--ca-dir, given explicitly) says files.
+func caInSecrets(fs *flag.FlagSet, caCert string) bool {
+	if caCert != "" {
+		return false
+	}
+	dirSet := false
+	fs.Visit(func(f *flag.Flag) { dirSet = dirSet || f.Name == "ca-dir" })
+	return !dirSet
 }

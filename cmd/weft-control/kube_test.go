@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,5 +51,40 @@ current-context: x
 		"--secure-address", "", "--kubeconfig", filepath.Join(dir, "missing")}, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "--kubeconfig") {
 		t.Errorf("missing kubeconfig: status %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestCAInSecrets: in Kubernetes mode the CA lives in Secrets unless
+// --ca-cert or an explicit --ca-dir (even its default value) says files;
+// --namespace defaults to $POD_NAMESPACE, else istio-system.
+func TestCAInSecrets(t *testing.T) {
+	tests := []struct {
+		args   []string
+		caCert string
+		want   bool
+	}{
+		{nil, "", true},
+		{[]string{"--ca-dir", "/var/lib/weft/ca"}, "", false},
+		{nil, "/etc/ca/ca-cert.pem", false},
+		{[]string{"--trust-domain", "example.com"}, "", true},
+	}
+	for _, tt := range tests {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.String("ca-dir", "/default", "")
+		fs.String("trust-domain", "", "")
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := caInSecrets(fs, tt.caCert); got != tt.want {
+			t.Errorf("%v, --ca-cert %q: in Secrets %v, want %v", tt.args, tt.caCert, got, tt.want)
+		}
+	}
+	t.Setenv("POD_NAMESPACE", "")
+	if ns := defaultNamespace(); ns != "istio-system" {
+		t.Errorf("default namespace %q, want istio-system", ns)
+	}
+	t.Setenv("POD_NAMESPACE", "weft")
+	if ns := defaultNamespace(); ns != "weft" {
+		t.Errorf("namespace with POD_NAMESPACE=weft: %q", ns)
 	}
 }

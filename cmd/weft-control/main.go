@@ -20,7 +20,12 @@
 // configuration), the Services and EndpointSlices of the cluster join the
 // mesh beside the ServiceEntries, and the CA also authenticates pods by
 // their projected service-account tokens (audience --token-audience,
-// Istio's istio-ca). --kubeconfig none keeps file mode in a pod.
+// Istio's istio-ca). --kubeconfig none keeps file mode in a pod. There the
+// CA keeps its material in Secrets of --namespace, as istiod does (the
+// plug-in cacerts, else istio-ca-secret, created by the first replica),
+// unless --ca-cert or an explicit --ca-dir is given, and publishes the
+// root in every namespace's ConfigMap istio-ca-root-cert and in the
+// webhook configurations' caBundle.
 //
 //	weft-control --config-dir examples/mesh
 package main
@@ -81,6 +86,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig file of a Kubernetes cluster: its Services and EndpointSlices join the mesh (merged with ServiceEntries), the CA accepts pods' projected service-account tokens (TokenReview), and without --config-dir the configuration is the cluster's Istio custom resources (kubectl apply -f manifests/crds), watched live, problems written into their status. Empty: the in-cluster configuration when running in a pod, else file mode only; "none": file mode only`)
 	fs.StringVar(&clusterID, "cluster-id", "Kubernetes", "name of the Kubernetes cluster in the endpoints' topology.istio.io/cluster label")
 	fs.StringVar(&audiences, "token-audience", "istio-ca", "audiences (comma-separated) a pod's service-account token must be valid for to get a certificate")
+	namespace := defaultNamespace() // kube.go
+	fs.StringVar(&namespace, "namespace", namespace, "weft-control's namespace in Kubernetes mode (default $POD_NAMESPACE, else istio-system): the CA keeps its root in the Secret istio-ca-secret there, shared by the replicas, or signs with Istio's plug-in Secret cacerts when present; --ca-cert or an explicit --ca-dir keep the CA in files")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -94,10 +101,6 @@ func run(args []string, stderr io.Writer) int {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		fmt.Fprintf(stderr, "weft-control: --log-level %q: use debug, info, warn or error\n", level)
-		return 1
-	}
-	if o.SecureAddress != "" && o.CA.Dir == "" {
-		fmt.Fprintf(stderr, "weft-control: the CA needs a directory: pass --ca-dir (no default: %v)\n", caDirErr)
 		return 1
 	}
 	if injection {
@@ -118,7 +121,15 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "weft-control:", err)
 		return 1
 	}
+	if kube != nil {
+		kube.Namespace = namespace
+		kube.CASecrets = caInSecrets(fs, o.CA.CertFile) // kube.go
+	}
 	o.Kubernetes = kube
+	if o.SecureAddress != "" && o.CA.Dir == "" && (kube == nil || !kube.CASecrets) {
+		fmt.Fprintf(stderr, "weft-control: the CA needs a directory: pass --ca-dir (no default: %v)\n", caDirErr)
+		return 1
+	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	cp, err := controlplane.New(o)
 	if err != nil {

@@ -7,11 +7,15 @@
 // Istio agent, or weft-proxy's, can obtain certificates with a CSR.
 //
 // The CA directory holds root-cert.pem, root-key.pem (0600) and token-key
-// (0600). Keys, tokens and certificates are never logged (subjects,
+// (0600). On Kubernetes (NewKube, kubesecret.go) the material lives in
+// Secrets instead, in Istio's layout, shared by the replicas: the plug-in
+// CA cacerts when present, else istio-ca-secret, created by the first
+// replica (Options.Store, rootstore.go). Keys, tokens and certificates are never logged (subjects,
 // identities and serial numbers are).
 package ca
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
@@ -51,10 +55,20 @@ const (
 
 // Options configure a CA.
 type Options struct {
-	// Dir is the CA directory (required): the generated root
-	// (root-cert.pem, root-key.pem) and the token key (token-key) live
-	// there. It is created (0700) if missing.
+	// Dir is the CA directory (required unless Store is set): the
+	// generated root (root-cert.pem, root-key.pem) and the token key
+	// (token-key) live there. It is created (0700) if missing.
 	Dir string
+	// Store, when set, replaces Dir (rootstore.go): the root and the token
+	// key are loaded from it, or generated and created there on the first
+	// start; when another replica creates them first, theirs are used, so
+	// that replicas sharing the store share the root (Kubernetes: the
+	// Secret istio-ca-secret, SecretStore).
+	Store RootStore
+	// Supplied, with Store, is a user-supplied signing CA in memory
+	// (Istio's plug-in Secret cacerts), checked as CertFile, KeyFile and
+	// ChainFile are; Store then holds only the token key.
+	Supplied *Material
 	// TrustDomain of issued SPIFFE IDs (default cluster.local).
 	TrustDomain string
 	// MaxTTL is the longest lifetime of a workload certificate and the
@@ -104,6 +118,11 @@ func New(o Options) (*CA, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
+	if o.Store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		return newFromStore(ctx, o) // rootstore.go
+	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("CA directory: %w", err)
 	}
@@ -127,8 +146,13 @@ func New(o Options) (*CA, error) {
 
 // defaults fills and checks the options.
 func (o *Options) defaults() error {
-	if o.Dir == "" {
+	switch {
+	case o.Supplied != nil && o.Store == nil:
+		return errors.New("ca.Options.Supplied needs a Store for the token key")
+	case o.Store == nil && o.Dir == "":
 		return errors.New("the CA needs a directory (--ca-dir)")
+	case o.Store != nil && (o.CertFile != "" || o.KeyFile != "" || o.ChainFile != ""):
+		return errors.New("ca.Options: CertFile, KeyFile and ChainFile are for Dir mode; pass Supplied with a Store")
 	}
 	if o.TrustDomain == "" {
 		o.TrustDomain = DefaultTrustDomain
@@ -211,5 +235,5 @@ func (c *CA) Intermediates() *x509.CertPool {
 	return p
 }
 
-// Tokens returns the token key of the CA directory.
+// Tokens returns the token key (of the CA directory or the Store).
 func (c *CA) Tokens() *TokenKey { return c.tokens }

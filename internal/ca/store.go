@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // loadOrCreateRoot loads Dir's root, or generates and persists one when
@@ -48,21 +49,37 @@ func (c *CA) loadOrCreateRoot() error {
 	return nil
 }
 
-// generateRoot creates a self-signed root, after Istio's self-signed CA
-// (security/pkg/pki/util GenCertKeyFromOptions with IsCA and
-// IsSelfSigned): organisation = trust domain, key usage certSign (and
-// cRLSign), 10 years. The key is written first: a crash in between leaves
-// a key without a certificate, which New reports rather than overwrite.
+// generateRoot creates a self-signed root (newRoot) and persists it in
+// Dir. The key is written first: a crash in between leaves a key without
+// a certificate, which New reports rather than overwrite.
 func (c *CA) generateRoot(certPath, keyPath string) error {
+	certPEM, keyPEM, err := c.newRoot()
+	if err != nil {
+		return err
+	}
+	if err := createExclusive(keyPath, keyPEM, 0o600); err != nil {
+		return fmt.Errorf("root key: %w", err)
+	}
+	if err := createExclusive(certPath, certPEM, 0o644); err != nil {
+		return fmt.Errorf("root certificate: %w", err)
+	}
+	c.log.Info("generated a new root CA", "dir", c.o.Dir, "trust_domain", c.o.TrustDomain, "key", string(c.o.RootKey))
+	return nil
+}
+
+// newRoot generates a self-signed root in memory, after Istio's
+// self-signed CA (security/pkg/pki/util GenCertKeyFromOptions with IsCA
+// and IsSelfSigned): organisation = trust domain, key usage certSign (and
+// cRLSign), 10 years. It returns the certificate and the PKCS#8 key, PEM.
+func (c *CA) newRoot() (certPEM, keyPEM []byte, err error) {
 	var key crypto.Signer
-	var err error
 	if c.o.RootKey == RSA2048 {
 		key, err = rsa.GenerateKey(rand.Reader, 2048)
 	} else {
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}
 	if err != nil {
-		return fmt.Errorf("generate the root key: %w", err)
+		return nil, nil, fmt.Errorf("generate the root key: %w", err)
 	}
 	now := c.o.Now()
 	tmpl := &x509.Certificate{
@@ -76,22 +93,14 @@ func (c *CA) generateRoot(certPath, keyPath string) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return fmt.Errorf("self-sign the root: %w", err)
+		return nil, nil, fmt.Errorf("self-sign the root: %w", err)
 	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("encode the root key: %w", err)
+		return nil, nil, fmt.Errorf("encode the root key: %w", err)
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
-	if err := createExclusive(keyPath, keyPEM, 0o600); err != nil {
-		return fmt.Errorf("root key: %w", err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := createExclusive(certPath, certPEM, 0o644); err != nil {
-		return fmt.Errorf("root certificate: %w", err)
-	}
-	c.log.Info("generated a new root CA", "dir", c.o.Dir, "trust_domain", c.o.TrustDomain, "key", string(c.o.RootKey), "serial", tmpl.SerialNumber.String(), "not_after", tmpl.NotAfter)
-	return nil
+	c.log.Info("generated a root certificate", "trust_domain", c.o.TrustDomain, "key", string(c.o.RootKey), "serial", tmpl.SerialNumber.String(), "not_after", tmpl.NotAfter)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), nil
 }
 
 // loadSupplied loads a user-supplied signing certificate, key and chain,
@@ -124,22 +133,23 @@ func (c *CA) loadSupplied() error {
 	if len(chain) > 0 && bytes.Equal(chain[0].Raw, c.cert.Raw) {
 		chain = chain[1:] // Istio's cert-chain.pem starts with ca-cert.pem
 	}
-	return c.setChain(chain)
+	return c.setChain(chain, "--ca-cert "+c.o.CertFile, "--ca-chain "+c.o.ChainFile)
 }
 
 // setChain checks the certificates above the signing certificate (up to
-// and including the root) and keeps them.
-func (c *CA) setChain(chain []*x509.Certificate) error {
+// and including the root) and keeps them; certName and chainName say
+// where they came from in errors.
+func (c *CA) setChain(chain []*x509.Certificate, certName, chainName string) error {
 	if len(chain) == 0 {
 		if !isSelfSigned(c.cert) {
-			return fmt.Errorf("--ca-cert %s (%s) is not a self-signed root: pass the certificates above it, up to the root, with --ca-chain", c.o.CertFile, c.cert.Subject)
+			return fmt.Errorf("%s (%s) is not a self-signed root: pass the certificates above it, up to the root, in %s", certName, c.cert.Subject, strings.TrimSpace(chainName))
 		}
 		c.root = c.cert
 		return nil
 	}
 	root := chain[len(chain)-1]
 	if !isSelfSigned(root) {
-		return fmt.Errorf("--ca-chain %s: its last certificate (%s) is not a self-signed root: the chain must end with the root", c.o.ChainFile, root.Subject)
+		return fmt.Errorf("%s: its last certificate (%s) is not a self-signed root: the chain must end with the root", chainName, root.Subject)
 	}
 	c.root, c.above = root, chain[:len(chain)-1]
 	roots, inter := x509.NewCertPool(), x509.NewCertPool()
@@ -149,7 +159,7 @@ func (c *CA) setChain(chain []*x509.Certificate) error {
 	}
 	_, err := c.cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: c.o.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
-		return fmt.Errorf("--ca-cert %s does not chain up to the root of --ca-chain %s: %w", c.o.CertFile, c.o.ChainFile, err)
+		return fmt.Errorf("%s does not chain up to the root of %s: %w", certName, chainName, err)
 	}
 	return nil
 }

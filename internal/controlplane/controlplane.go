@@ -220,6 +220,15 @@ func New(o Options) (*ControlPlane, error) {
 			return nil, err
 		}
 	}
+	// The mesh root in each namespace and in the webhook configurations
+	// (Kubernetes mode with the CA; kube.go).
+	if err := c.setupCABundle(c.webhook != nil && o.WebhookCertFile == ""); err != nil {
+		c.closeUnserved()
+		if c.webhook != nil {
+			c.webhook.ln.Close()
+		}
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	c.xds.Mount(mux, c.configz)
 	mux.HandleFunc("/ready", c.handleReady)
@@ -240,7 +249,7 @@ func (c *ControlPlane) startCA() error {
 		co.Logger = c.log
 	}
 	var err error
-	if c.ca, err = ca.New(co); err != nil {
+	if c.ca, err = c.newCA(co); err != nil { // kube.go
 		return fmt.Errorf("CA: %w", err)
 	}
 	auth, err := c.authenticator() // kube.go
@@ -280,7 +289,8 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// One slot per goroutine that may report: xDS, HTTP, secure port,
-	// webhook, configuration source, Kubernetes registry, and spare.
+	// webhook, configuration source, Kubernetes registry, mesh root
+	// publisher, and spare.
 	errc := make(chan error, 8)
 	if err := c.startKubernetes(ctx, errc); err != nil { // kube.go
 		c.closeUnserved()
@@ -302,6 +312,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		errc <- nil
 	}()
 	go func() { errc <- c.config.Run(ctx) }()
+	c.runCABundle(ctx, errc) // kube.go
 	if c.webhook != nil {
 		go func() { errc <- c.webhook.serve() }()
 	}

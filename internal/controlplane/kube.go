@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/weftmesh/weft/internal/ca"
+	configkube "github.com/weftmesh/weft/internal/config/kube"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/registry"
 	"github.com/weftmesh/weft/internal/registry/kube"
@@ -31,13 +32,27 @@ type KubernetesOptions struct {
 	// TokenAudiences are the audiences a workload's token must be valid
 	// for to get a certificate (default ["istio-ca"], Istio's).
 	TokenAudiences []string
+	// Namespace is weft-control's (default istio-system): where the CA
+	// Secrets are (CASecrets).
+	Namespace string
+	// CASecrets keeps the CA in Kubernetes Secrets of Namespace, shared by
+	// the replicas, as istiod does (ca.NewKube: the plug-in Secret
+	// cacerts, else istio-ca-secret, created by the first replica); false:
+	// Options.CA's directory or files.
+	CASecrets bool
 }
+
+// DefaultNamespace is weft-control's namespace when none is given.
+const DefaultNamespace = "istio-system"
 
 // kubeState is the control plane's Kubernetes side (nil without
 // Options.Kubernetes).
 type kubeState struct {
 	client   kubernetes.Interface
 	registry *kube.Registry
+	// caBundle publishes the mesh root (kubecabundle.go); nil without
+	// the CA.
+	caBundle *caBundlePublisher
 }
 
 // setupKubernetes creates the Kubernetes registry, merges it with the
@@ -108,6 +123,64 @@ func (c *ControlPlane) startKubernetes(ctx context.Context, errc chan<- error) e
 	case <-ctx.Done():
 		return c.kube.registry.WaitForSync(ctx)
 	}
+}
+
+// newCA loads the mesh CA: from the Kubernetes Secrets with
+// KubernetesOptions.CASecrets, else from Options.CA's directory or files.
+// The log says which.
+func (c *ControlPlane) newCA(co ca.Options) (*ca.CA, error) {
+	if k := c.o.Kubernetes; k != nil && k.CASecrets {
+		ns := k.Namespace
+		if ns == "" {
+			ns = DefaultNamespace
+		}
+		c.log.Info("CA material from Kubernetes Secrets", "namespace", ns, "plug_in", ca.PluggedSecretName, "self_signed", ca.SelfSignedSecretName)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return ca.NewKube(ctx, ca.KubeCAOptions{Client: c.kube.client, Namespace: ns, CA: co})
+	}
+	if co.CertFile != "" {
+		c.log.Info("CA material from files", "ca_cert", co.CertFile)
+	} else {
+		c.log.Info("CA material from a directory", "dir", co.Dir)
+	}
+	return ca.New(co)
+}
+
+// setupCABundle prepares the publisher of the mesh root (the
+// istio-ca-root-cert ConfigMaps, and the webhook configurations' caBundle
+// when the webhook certificate comes from the mesh CA). Kubernetes mode
+// with the CA only.
+func (c *ControlPlane) setupCABundle(webhookFromCA bool) error {
+	if c.kube == nil || c.ca == nil {
+		return nil
+	}
+	o := caBundleOptions{Client: c.kube.client, Root: c.ca.RootPEM(), Logger: c.log}
+	if webhookFromCA {
+		o.Validating = configkube.ValidatingWebhookName
+		if c.o.Injection != nil {
+			o.Mutating = InjectorWebhookName
+		}
+	}
+	p, err := newCABundlePublisher(o)
+	if err != nil {
+		return fmt.Errorf("publishing the mesh root: %w", err)
+	}
+	c.kube.caBundle = p
+	return nil
+}
+
+// InjectorWebhookName is the MutatingWebhookConfiguration of sidecar
+// injection (inject.WebhookConfiguration's default name).
+const InjectorWebhookName = "weft-sidecar-injector"
+
+// runCABundle starts the mesh root publisher, if any (its result goes to
+// errc when ctx ends).
+func (c *ControlPlane) runCABundle(ctx context.Context, errc chan<- error) {
+	if c.kube == nil || c.kube.caBundle == nil {
+		return
+	}
+	go func() { errc <- c.kube.caBundle.run(ctx) }()
 }
 
 // authenticator is the CSR service's: the bootstrap tokens, and in

@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,11 +8,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
@@ -101,11 +95,8 @@ func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
 		}
 		cert = &kp
 	case c.ca != nil:
-		if c.o.Kubernetes != nil {
-			if err := c.patchWebhookCABundle(); err != nil {
-				return nil, err
-			}
-		}
+		// In Kubernetes mode, the API server trusts it through the
+		// webhook configurations' caBundle (kubecabundle.go).
 		names := c.o.WebhookDNSNames
 		if len(names) == 0 {
 			names = DefaultWebhookDNSNames
@@ -159,49 +150,6 @@ func (c *ControlPlane) WebhookAddr() net.Addr {
 func (w *webhookServer) serve() error {
 	if err := w.srv.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("webhook: %w", err)
-	}
-	return nil
-}
-
-// patchWebhookCABundle makes the mesh root the caBundle of the
-// ValidatingWebhookConfiguration kube.ValidatingWebhookName, as istiod
-// patches its own webhook configurations (the shipped manifest leaves it
-// empty), so that the API server trusts the webhook certificate the mesh
-// CA issues. A missing configuration is only logged: the webhook is then
-// not installed, and nothing calls it.
-func (c *ControlPlane) patchWebhookCABundle() error {
-	cs, err := kubernetes.NewForConfig(c.o.Kubernetes.Config)
-	if err != nil {
-		return fmt.Errorf("webhook caBundle: %w", err)
-	}
-	api := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	root := c.ca.RootPEM()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cfg, err := api.Get(ctx, kube.ValidatingWebhookName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		changed := false
-		for i := range cfg.Webhooks {
-			if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, root) {
-				cfg.Webhooks[i].ClientConfig.CABundle = root
-				changed = true
-			}
-		}
-		if !changed {
-			return nil
-		}
-		_, err = api.Update(ctx, cfg, metav1.UpdateOptions{FieldManager: "weft-control"})
-		return err
-	})
-	switch {
-	case apierrors.IsNotFound(err):
-		c.log.Warn("no ValidatingWebhookConfiguration " + kube.ValidatingWebhookName + ": invalid Istio objects are not rejected at kubectl apply time (kubectl apply -f manifests/validating-webhook.yaml)")
-		return nil
-	case err != nil:
-		return fmt.Errorf("webhook caBundle: patching ValidatingWebhookConfiguration %s: %w (weft-control needs get and update on it)", kube.ValidatingWebhookName, err)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,6 +26,7 @@ import (
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/config/kube"
+	"github.com/weftmesh/weft/internal/inject"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
 
@@ -32,12 +34,15 @@ import (
 // cluster's Istio resources are the configuration (an object applied
 // after the start reaches the pushed snapshot), and the webhook port
 // answers AdmissionReviews over TLS with a certificate of the mesh CA,
-// whose root New wrote into the ValidatingWebhookConfiguration.
+// whose root (kept in istio-ca-secret) Run writes into both webhook
+// configurations and the namespaces' istio-ca-root-cert.
 func TestKubernetesConfig(t *testing.T) {
 	kc := kubetest.Start(t, kubetest.Options{CRDDirs: []string{filepath.Join("..", "..", "manifests", "crds")}})
 	ctx := context.Background()
-	if _, err := kc.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, ns := range []string{"shop", "istio-system"} {
+		if _, err := kc.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The webhook configuration as shipped (caBundle empty), failing
 	// open here: no Service routes to this test's weft-control.
@@ -49,25 +54,23 @@ func TestKubernetesConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp, err := New(Options{
-		Kubernetes:     &KubernetesOptions{Config: kc.Config},
+		Kubernetes:     &KubernetesOptions{Config: kc.Config, CASecrets: true, Namespace: "istio-system"},
 		XDSAddress:     "127.0.0.1:0",
 		HTTPAddress:    "127.0.0.1:0",
 		SecureAddress:  "127.0.0.1:0",
 		WebhookAddress: "127.0.0.1:0",
-		CA:             ca.Options{Dir: t.TempDir(), MaxTTL: time.Hour},
+		Injection:      &inject.Options{},
+		CA:             ca.Options{MaxTTL: time.Hour},
 		Debounce:       20 * time.Millisecond,
 		Logger:         quiet,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	// New made the mesh root the webhook's caBundle.
-	got, err := whAPI.Get(ctx, kube.ValidatingWebhookName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got.Webhooks[0].ClientConfig.CABundle, cp.CA().RootPEM()) {
-		t.Errorf("webhook caBundle %q, want the mesh root", got.Webhooks[0].ClientConfig.CABundle)
+	// The CA's root is the one New stored in istio-ca-secret.
+	sec, err := kc.Client.CoreV1().Secrets("istio-system").Get(ctx, ca.SelfSignedSecretName, metav1.GetOptions{})
+	if err != nil || !bytes.Equal(sec.Data[ca.SecretCACertKey], cp.CA().RootPEM()) {
+		t.Fatalf("Secret %s: %v, or another root than the CA's", ca.SelfSignedSecretName, err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -77,6 +80,29 @@ func TestKubernetesConfig(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
+	})
+	// Run made the mesh root the webhooks' caBundle (the mutating
+	// configuration is applied after the start) and published it in
+	// istio-ca-root-cert.
+	if _, err := kc.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, inject.WebhookConfiguration(inject.WebhookOptions{}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the mesh root in the webhook configurations and the namespace", func(ctx context.Context) (bool, error) {
+		v, err := whAPI.Get(ctx, kube.ValidatingWebhookName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		m, err := kc.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, InjectorWebhookName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		cm, err := kc.Client.CoreV1().ConfigMaps("shop").Get(ctx, RootCertConfigMap, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil && cm.Data[RootCertKey] == string(cp.CA().RootPEM()) &&
+			bytes.Equal(v.Webhooks[0].ClientConfig.CABundle, cp.CA().RootPEM()) &&
+			bytes.Equal(m.Webhooks[0].ClientConfig.CABundle, cp.CA().RootPEM()), err
 	})
 
 	dyn, err := dynamic.NewForConfig(kc.Config)
