@@ -46,7 +46,7 @@ type Options struct {
 	WebhookAddress string
 	// WebhookCertFile and WebhookKeyFile are the webhook's certificate and
 	// key (PEM); without them the mesh CA issues one for WebhookDNSNames
-	// (default DefaultWebhookDNSNames), which needs SecureAddress.
+	// (default weft-control.NAMESPACE.svc[.cluster.local] and localhost), which needs SecureAddress.
 	WebhookCertFile, WebhookKeyFile string
 	WebhookDNSNames                 []string
 	// Injection, when set, also serves the sidecar injection webhook

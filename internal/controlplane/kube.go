@@ -45,6 +45,16 @@ type KubernetesOptions struct {
 // DefaultNamespace is weft-control's namespace when none is given.
 const DefaultNamespace = "istio-system"
 
+// namespace is weft-control's own namespace: KubernetesOptions.Namespace,
+// else DefaultNamespace (also in file mode, where the webhook
+// certificate's names still use it).
+func (c *ControlPlane) namespace() string {
+	if k := c.o.Kubernetes; k != nil && k.Namespace != "" {
+		return k.Namespace
+	}
+	return DefaultNamespace
+}
+
 // kubeState is the control plane's Kubernetes side (nil without
 // Options.Kubernetes).
 type kubeState struct {
@@ -130,10 +140,7 @@ func (c *ControlPlane) startKubernetes(ctx context.Context, errc chan<- error) e
 // The log says which.
 func (c *ControlPlane) newCA(co ca.Options) (*ca.CA, error) {
 	if k := c.o.Kubernetes; k != nil && k.CASecrets {
-		ns := k.Namespace
-		if ns == "" {
-			ns = DefaultNamespace
-		}
+		ns := c.namespace()
 		c.log.Info("CA material from Kubernetes Secrets", "namespace", ns, "plug_in", ca.PluggedSecretName, "self_signed", ca.SelfSignedSecretName)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

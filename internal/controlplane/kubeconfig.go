@@ -99,7 +99,7 @@ func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
 		// webhook configurations' caBundle (kubecabundle.go).
 		names := c.o.WebhookDNSNames
 		if len(names) == 0 {
-			names = DefaultWebhookDNSNames
+			names = webhookDNSNames(c.namespace())
 		}
 		issued, err := c.ca.IssueServing(ca.ServingOptions{DNSNames: names, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}})
 		if err != nil {
@@ -132,10 +132,13 @@ func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
 	return &webhookServer{ln: tls.NewListener(ln, srv.TLSConfig), srv: srv}, nil
 }
 
-// DefaultWebhookDNSNames are the names of the webhook certificate the
-// mesh CA issues: weft-control's Service in istio-system, as
-// manifests/validating-webhook.yaml reaches it.
-var DefaultWebhookDNSNames = []string{"weft-control.istio-system.svc", "weft-control.istio-system.svc.cluster.local", "localhost"}
+// webhookDNSNames are the default names of the webhook certificate the
+// mesh CA issues: weft-control's Service in its namespace, as the chart's
+// webhook configurations reach it.
+func webhookDNSNames(namespace string) []string {
+	svc := "weft-control." + namespace + ".svc"
+	return []string{svc, svc + ".cluster.local", "localhost"}
+}
 
 // WebhookAddr returns the bound webhook address, nil without
 // Options.WebhookAddress.
