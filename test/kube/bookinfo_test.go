@@ -121,12 +121,15 @@ func TestBookinfoOnKubernetes(t *testing.T) {
 				found = true
 			}
 		}
-		if !found {
+		if found {
+			t.Logf("productpage's sidecar: %s", want.FindString(metrics))
+		} else {
 			t.Errorf("productpage's sidecar reports no mutual_tls request from sa/sleep to sa/bookinfo-productpage:\n%s", strings.Join(want.FindAllString(metrics, -1), "\n"))
 		}
 	})
 	t.Run("certificates through projected tokens", func(t *testing.T) {
 		issued := m.issued()
+		t.Logf("the CA issued certificates for %v", keys(issued))
 		for _, p := range running {
 			id := "spiffe://cluster.local/ns/bookinfo/sa/" + p.pod.Spec.ServiceAccountName
 			if !issued[id] {

@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"io"
 	"os"
@@ -114,8 +114,12 @@ func replicaSetController(ctx context.Context, t *testing.T, c kubernetes.Interf
 	t.Helper()
 	var pods []*corev1.Pod
 	for _, d := range a.deployments {
+		tmpl, err := json.Marshal(d.Spec.Template)
+		if err != nil {
+			t.Fatal(err)
+		}
 		h := fnv.New32a()
-		fmt.Fprintf(h, "%v", d.Spec.Template)
+		h.Write(tmpl)
 		hash := strconv.FormatUint(uint64(h.Sum32()), 36)
 		truth := true
 		rs := &appsv1.ReplicaSet{
@@ -125,7 +129,7 @@ func replicaSetController(ctx context.Context, t *testing.T, c kubernetes.Interf
 			},
 			Spec: appsv1.ReplicaSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template},
 		}
-		rs, err := c.AppsV1().ReplicaSets(d.Namespace).Create(ctx, rs, metav1.CreateOptions{})
+		rs, err = c.AppsV1().ReplicaSets(d.Namespace).Create(ctx, rs, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("ReplicaSet of %s: %v", d.Name, err)
 		}
@@ -140,10 +144,21 @@ func replicaSetController(ctx context.Context, t *testing.T, c kubernetes.Interf
 		if err != nil {
 			t.Fatalf("Pod of %s: %v", rs.Name, err)
 		}
+		// The scheduler's part: bind the pod to the (only) node.
+		bind := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: got.Name}, Target: corev1.ObjectReference{Kind: "Node", Name: nodeName}}
+		if err := c.CoreV1().Pods(d.Namespace).Bind(ctx, bind, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("binding pod %s: %v", got.Name, err)
+		}
+		if got, err = c.CoreV1().Pods(d.Namespace).Get(ctx, got.Name, metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		pods = append(pods, got)
 	}
 	return pods
 }
+
+// nodeName is the node every pod is bound to (the test machine).
+const nodeName = "podsim"
 
 // assertInjected checks that the API server's pod carries weft's native
 // sidecar and init container (the webhook's patch applied).
