@@ -26,10 +26,13 @@ const DefaultSecureAddress = "127.0.0.1:15012"
 
 // servingOptions returns the SANs of the secure port's certificate
 // (SECURITY.md): weft's own name, localhost, and istiod's in-cluster name
-// so that an Istio agent configured for istiod accepts it, and 127.0.0.1.
+// so that an Istio agent configured for istiod accepts it, and 127.0.0.1;
+// also weft-control's Service name on Kubernetes, which injected sidecars
+// dial (inject.Options' default CAAddress weft-control.istio-system.svc:15012).
 func servingOptions() ca.ServingOptions {
 	return ca.ServingOptions{
-		DNSNames:    []string{"weft-control", "localhost", "istiod.istio-system.svc"},
+		DNSNames: []string{"weft-control", "localhost", "istiod.istio-system.svc",
+			"weft-control.istio-system.svc", "weft-control.istio-system.svc.cluster.local"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
 }
