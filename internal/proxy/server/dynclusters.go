@@ -24,6 +24,10 @@ import (
 type dynCluster struct {
 	active  *resourceState
 	warming *resourceState
+	// edsTimedOut: the warming version's endpoints missed the eds_config
+	// initial_fetch_timeout; it starts with none once its SDS secrets are
+	// there (secrets have no timeout: see dynListener.routesTimedOut).
+	edsTimedOut bool
 	warmTimer
 }
 
@@ -108,15 +112,21 @@ func (d *dynamic) updateCluster(cfg *clusterv3.Cluster, version string) error {
 		d.clusters[name] = e
 	}
 	e.stopTimer()
-	e.warming = rs
+	e.warming, e.edsTimedOut = rs, false
 	if svc == "" || known != nil {
 		return nil // waits for its secrets only
 	}
 	timeout := fetchTimeout(cfg.GetEdsClusterConfig().GetEdsConfig())
 	e.timer = d.warmTimer(timeout, func() {
 		if d.clusters[name] == e && e.warming == rs {
+			if d.endpoints[svc] != nil {
+				return // arrived; the cluster waits for its secrets
+			}
 			d.s.log.Warn("xds: no endpoints within initial_fetch_timeout; the cluster starts with none", "cluster", name)
-			d.promoteCluster(name, e, nil)
+			e.edsTimedOut = true
+			if d.clusterSecretsReady(cfg) {
+				d.promoteCluster(name, e, nil)
+			}
 		}
 	})
 	return nil

@@ -22,6 +22,12 @@ type dynListener struct {
 	activeState  *resourceState
 	warming      *builtListener
 	warmingState *resourceState
+	// routesTimedOut: the warming version's route configurations missed
+	// their initial_fetch_timeout; it starts without them once its SDS
+	// secrets are there (those have no timeout: Istio's SDS config
+	// sources set initial_fetch_timeout 0, and a listener serving TLS
+	// without its certificate would only fail handshakes).
+	routesTimedOut bool
 	warmTimer
 }
 
@@ -118,12 +124,15 @@ func (d *dynamic) updateListener(cfg *listenerv3.Listener, version string) error
 		d.activate(e, bl, rs)
 		return nil
 	}
-	e.warming, e.warmingState = bl, rs
+	e.warming, e.warmingState, e.routesTimedOut = bl, rs, false
 	e.timer = d.warmTimer(d.routeTimeout(bl), func() {
 		if d.listeners[name] == e && e.warming == bl {
 			d.s.log.Warn("xds: route configurations missing after initial_fetch_timeout; the listener starts without them",
 				"listener", name, "missing", d.missingRoutes(bl))
-			d.activate(e, bl, e.warmingState)
+			e.routesTimedOut = true
+			if d.listenerSecretsReady(bl) {
+				d.activate(e, bl, e.warmingState)
+			}
 		}
 	})
 	return nil
@@ -261,7 +270,7 @@ func (d *dynamic) routeTimeout(bl *builtListener) time.Duration {
 func (d *dynamic) activateWarm() {
 	for _, name := range sortedNames(d.listeners) {
 		e := d.listeners[name]
-		if e.warming != nil && d.listenerReady(e.warming) {
+		if e.warming != nil && (d.listenerReady(e.warming) || e.routesTimedOut && d.listenerSecretsReady(e.warming)) {
 			d.activate(e, e.warming, e.warmingState)
 		}
 	}

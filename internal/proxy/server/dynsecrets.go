@@ -13,7 +13,12 @@ import (
 // listenerReady reports whether a warming listener may serve: its route
 // configurations and its SDS secrets have all arrived.
 func (d *dynamic) listenerReady(bl *builtListener) bool {
-	return len(d.missingRoutes(bl)) == 0 && len(d.s.missingSecrets(listenerSecretRefs(bl))) == 0
+	return len(d.missingRoutes(bl)) == 0 && d.listenerSecretsReady(bl)
+}
+
+// listenerSecretsReady reports whether bl's SDS secrets have all arrived.
+func (d *dynamic) listenerSecretsReady(bl *builtListener) bool {
+	return len(d.s.missingSecrets(listenerSecretRefs(bl))) == 0
 }
 
 // clusterSecretsReady reports whether the SDS secrets of cfg's transport
@@ -78,10 +83,12 @@ func (d *dynamic) endSecretWarming() {
 		var cla *endpointv3.ClusterLoadAssignment
 		if svc != "" {
 			known := d.endpoints[svc]
-			if known == nil {
-				continue
+			switch {
+			case known != nil:
+				cla = known.msg.(*endpointv3.ClusterLoadAssignment)
+			case !e.edsTimedOut:
+				continue // still waits for its endpoints
 			}
-			cla = known.msg.(*endpointv3.ClusterLoadAssignment)
 		}
 		if err := d.promoteCluster(name, e, cla); err != nil {
 			d.s.log.Warn("xds: a warming cluster failed to build once its secrets arrived", "cluster", name, "err", err)

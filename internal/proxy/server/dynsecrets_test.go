@@ -7,13 +7,17 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/weftmesh/weft/internal/proxy/tlsctx/tlsctxtest"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient/xdstest"
@@ -106,4 +110,71 @@ func TestListenerWarmsForADSSecret(t *testing.T) {
 	if resp.TLS.PeerCertificates[0].SerialNumber.Cmp(leaf.Cert.SerialNumber) != 0 {
 		t.Fatal("the rejected secret replaced the good one")
 	}
+}
+
+// TestSecretWarmingOutlastsFetchTimeouts: a cluster whose endpoints missed
+// (or met) its eds_config initial_fetch_timeout, and a listener whose
+// route configuration missed its own, still wait for their SDS secret:
+// the server does not go LIVE (so a sidecar's readiness stays 503) while
+// the certificate is missing, and does once it arrives. Secrets have no
+// timeout here, as Istio's SDS config sources (initial_fetch_timeout 0).
+func TestSecretWarmingOutlastsFetchTimeouts(t *testing.T) {
+	cp := xdstest.Start(t)
+	a := startUpstream(t, "a")
+	m := &mesh{cp: cp, a: a, b: a}
+	short := func(c *corev3.ConfigSource) *corev3.ConfigSource {
+		c.InitialFetchTimeout = durationpb.New(100 * time.Millisecond)
+		return c
+	}
+	withTLS := func(name string) *clusterv3.Cluster {
+		c := edsCluster(name)
+		c.EdsClusterConfig.EdsConfig = short(adsSource())
+		uc := &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: "default", SdsConfig: adsSource()}},
+		}}
+		c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: anyOf(t, uc)}}
+		return c
+	}
+	// "a" gets its endpoints, "b" never does; the listener's routes never come.
+	clusters := []*clusterv3.Cluster{withTLS("a"), withTLS("b")}
+	endpoints := []*endpointv3.ClusterLoadAssignment{assignment("a", m.a)}
+	lis := tlsListener(t, "front", "missing")
+	setRDSSource(t, lis, short(adsSource()))
+	cp.Set(testNode, withSecrets(snapshot("1", clusters, endpoints, []*listenerv3.Listener{lis}, nil), "1"))
+	srv := newDynamicNoWait(t, cp)
+	// Negative check over a bounded window (10× the fetch timeouts).
+	select {
+	case <-srv.Initialized():
+		t.Fatal("LIVE while clusters and a listener wait for their secret")
+	case <-time.After(time.Second):
+	}
+	if srv.ListenerAddr("front") != nil {
+		t.Fatal("the listener serves without its certificate")
+	}
+	ca := tlsctxtest.NewCA(t, "root")
+	leaf := ca.Issue(t, tlsctxtest.LeafOptions{URIs: []string{"spiffe://cluster.local/ns/default/sa/test-1"}})
+	secret := &tlsv3.Secret{Name: "default", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: leaf.CertPEM}},
+		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: leaf.KeyPEM}},
+	}}}
+	cp.Set(testNode, withSecrets(snapshot("2", clusters, endpoints, []*listenerv3.Listener{lis}, nil), "2", secret))
+	select {
+	case <-srv.Initialized():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not LIVE after the secret arrived")
+	}
+	if srv.ListenerAddr("front") == nil {
+		t.Fatal("the listener is not active once its secret arrived (its routes timed out)")
+	}
+}
+
+// setRDSSource sets the RDS config source of l's first connection manager.
+func setRDSSource(t *testing.T, l *listenerv3.Listener, cs *corev3.ConfigSource) {
+	f := l.FilterChains[0].Filters[0]
+	h := &hcmv3.HttpConnectionManager{}
+	if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
+		t.Fatal(err)
+	}
+	h.GetRds().ConfigSource = cs
+	f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: anyOf(t, h)}
 }
