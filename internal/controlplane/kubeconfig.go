@@ -125,7 +125,7 @@ func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
 	mux := http.NewServeMux()
 	mux.Handle(kube.WebhookPath, kube.Webhook{})
 	if c.o.Injection != nil {
-		// Sidecar injection (manifests/webhooks/sidecar-injector.yaml).
+		// Sidecar injection (charts/weft/templates/mutatingwebhook.yaml).
 		inj, err := inject.New(*c.o.Injection)
 		if err != nil {
 			ln.Close()
@@ -143,7 +143,7 @@ func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
 
 // DefaultWebhookDNSNames are the names of the webhook certificate the
 // mesh CA issues: weft-control's Service in istio-system, as
-// manifests/validating-webhook.yaml reaches it.
+// the chart's ValidatingWebhookConfiguration reaches it.
 var DefaultWebhookDNSNames = []string{"weft-control.istio-system.svc", "weft-control.istio-system.svc.cluster.local", "localhost"}
 
 // WebhookAddr returns the bound webhook address, nil without
@@ -165,7 +165,7 @@ func (w *webhookServer) serve() error {
 
 // patchWebhookCABundle makes the mesh root the caBundle of the
 // ValidatingWebhookConfiguration kube.ValidatingWebhookName, as istiod
-// patches its own webhook configurations (the shipped manifest leaves it
+// patches its own webhook configurations (the chart's template leaves it
 // empty), so that the API server trusts the webhook certificate the mesh
 // CA issues. A missing configuration is only logged: the webhook is then
 // not installed, and nothing calls it.
@@ -198,7 +198,7 @@ func (c *ControlPlane) patchWebhookCABundle() error {
 	})
 	switch {
 	case apierrors.IsNotFound(err):
-		c.log.Warn("no ValidatingWebhookConfiguration " + kube.ValidatingWebhookName + ": invalid Istio objects are not rejected at kubectl apply time (kubectl apply -f manifests/validating-webhook.yaml)")
+		c.log.Warn("no ValidatingWebhookConfiguration " + kube.ValidatingWebhookName + ": invalid Istio objects are not rejected at kubectl apply time (weft install, or helm install weft charts/weft, installs it)")
 		return nil
 	case err != nil:
 		return fmt.Errorf("webhook caBundle: patching ValidatingWebhookConfiguration %s: %w (weft-control needs get and update on it)", kube.ValidatingWebhookName, err)

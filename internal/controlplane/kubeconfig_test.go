@@ -34,7 +34,7 @@ import (
 // answers AdmissionReviews over TLS with a certificate of the mesh CA,
 // whose root New wrote into the ValidatingWebhookConfiguration.
 func TestKubernetesConfig(t *testing.T) {
-	kc := kubetest.Start(t, kubetest.Options{CRDDirs: []string{filepath.Join("..", "..", "manifests", "crds")}})
+	kc := kubetest.Start(t, kubetest.Options{CRDDirs: []string{filepath.Join("..", "..", "charts", "weft", "crds")}})
 	ctx := context.Background()
 	if _, err := kc.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
