@@ -58,13 +58,13 @@ func run(args []string, stderr io.Writer) int {
 	var o controlplane.Options
 	var level string
 	fs.StringVar(&o.ConfigDir, "config-dir", "", "directory of Istio YAML/JSON, watched for changes (required unless --kubeconfig is given)")
-	fs.StringVar(&o.WebhookAddress, "webhook-address", "", `address of the validating admission webhook for the Istio kinds (HTTPS, path /validate; manifests/validating-webhook.yaml), e.g. ":15017"; "" turns it off`)
+	fs.StringVar(&o.WebhookAddress, "webhook-address", "", `address of the validating admission webhook for the Istio kinds (HTTPS, path /validate; the chart's ValidatingWebhookConfiguration validation.weft.dev), e.g. ":15017"; "" turns it off`)
 	fs.StringVar(&o.WebhookCertFile, "webhook-cert", "", "certificate of the webhook (PEM); default: one issued by the mesh CA for weft-control.istio-system.svc")
 	fs.StringVar(&o.WebhookKeyFile, "webhook-key", "", "private key of --webhook-cert (PEM)")
 	var injection bool
 	var inj inject.Options
-	fs.BoolVar(&injection, "sidecar-injection", false, "also serve the sidecar injection webhook on --webhook-address (path /inject; manifests/webhooks/sidecar-injector.yaml)")
-	fs.StringVar(&inj.ProxyImage, "proxy-image", "", "image of the injected sidecar and init container (default ghcr.io/weftmesh/weft-proxy:"+inject.Version+")")
+	fs.BoolVar(&injection, "sidecar-injection", false, "also serve the sidecar injection webhook on --webhook-address (path /inject; the chart's MutatingWebhookConfiguration weft-sidecar-injector)")
+	fs.StringVar(&inj.ProxyImage, "proxy-image", "", "image of the injected sidecar and init container (default ghcr.io/weftmesh/weft:"+inject.Version+")")
 	fs.StringVar(&o.XDSAddress, "xds-address", controlplane.DefaultXDSAddress, "address of the ADS (xDS) gRPC server")
 	fs.StringVar(&o.HTTPAddress, "http-address", controlplane.DefaultHTTPAddress, "address of /debug/syncz, /debug/configz, /metrics and /ready")
 	fs.DurationVar(&o.Debounce, "debounce", controlplane.DefaultDebounce, "how long pushes wait for further changes")
@@ -83,7 +83,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.CA.KeyFile, "ca-key", "", "private key of --ca-cert (PEM)")
 	fs.StringVar(&o.CA.ChainFile, "ca-chain", "", "certificates above --ca-cert up to and including the root (PEM); not needed when --ca-cert is a root")
 	var kubeconfig, clusterID, audiences string
-	fs.StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig file of a Kubernetes cluster: its Services and EndpointSlices join the mesh (merged with ServiceEntries), the CA accepts pods' projected service-account tokens (TokenReview), and without --config-dir the configuration is the cluster's Istio custom resources (kubectl apply -f manifests/crds), watched live, problems written into their status. Empty: the in-cluster configuration when running in a pod, else file mode only; "none": file mode only`)
+	fs.StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig file of a Kubernetes cluster: its Services and EndpointSlices join the mesh (merged with ServiceEntries), the CA accepts pods' projected service-account tokens (TokenReview), and without --config-dir the configuration is the cluster's Istio custom resources (weft install, or kubectl apply -f charts/weft/crds), watched live, problems written into their status. Empty: the in-cluster configuration when running in a pod, else file mode only; "none": file mode only`)
 	fs.StringVar(&clusterID, "cluster-id", "Kubernetes", "name of the Kubernetes cluster in the endpoints' topology.istio.io/cluster label")
 	fs.StringVar(&audiences, "token-audience", "istio-ca", "audiences (comma-separated) a pod's service-account token must be valid for to get a certificate")
 	namespace := defaultNamespace() // kube.go

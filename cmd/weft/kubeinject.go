@@ -39,7 +39,7 @@ left as they are, so running it twice changes nothing.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&k.file, "filename", "f", "", `the YAML file to inject ("-" reads stdin; required)`)
-	f.StringVar(&k.o.ProxyImage, "proxy-image", "", "image of weft-proxy (default ghcr.io/weftmesh/weft-proxy:"+inject.Version+")")
+	f.StringVar(&k.o.ProxyImage, "proxy-image", "", "image of weft-proxy (default ghcr.io/weftmesh/weft:"+inject.Version+")")
 	f.StringVar(&k.o.InitImage, "init-image", "", "image running weft iptables (default the proxy image)")
 	f.StringVar(&k.o.DiscoveryAddress, "discovery-address", "", "weft-control's xDS address, host:port (default weft-control.istio-system.svc:15010)")
 	f.StringVar(&k.o.CAAddress, "ca-address", "", "weft-control's CA address, host:port (default the discovery host, port 15012)")

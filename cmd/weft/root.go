@@ -62,6 +62,8 @@ func newRootCommand(s streams) *cobra.Command {
 	root.AddCommand(newVersionCommand(s)) // version.go
 	root.AddCommand(newIPTablesCommand(s))
 	root.AddCommand(newKubeInjectCommand(s)) // kubeinject.go
+	root.AddCommand(newInstallCommand(s))    // install.go
+	root.AddCommand(newUninstallCommand(s))  // install.go
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		if c.Name() == "completion" {

@@ -116,7 +116,7 @@ func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
 	mux := http.NewServeMux()
 	mux.Handle(kube.WebhookPath, kube.Webhook{})
 	if c.o.Injection != nil {
-		// Sidecar injection (manifests/webhooks/sidecar-injector.yaml).
+		// Sidecar injection (charts/weft/templates/mutatingwebhook.yaml).
 		inj, err := inject.New(*c.o.Injection)
 		if err != nil {
 			ln.Close()

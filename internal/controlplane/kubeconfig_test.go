@@ -37,7 +37,7 @@ import (
 // whose root (kept in istio-ca-secret) Run writes into both webhook
 // configurations and the namespaces' istio-ca-root-cert.
 func TestKubernetesConfig(t *testing.T) {
-	kc := kubetest.Start(t, kubetest.Options{CRDDirs: []string{filepath.Join("..", "..", "manifests", "crds")}})
+	kc := kubetest.Start(t, kubetest.Options{CRDDirs: []string{filepath.Join("..", "..", "charts", "weft", "crds")}})
 	ctx := context.Background()
 	for _, ns := range []string{"shop", "istio-system"} {
 		if _, err := kc.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

@@ -86,7 +86,7 @@ const Version = "latest"
 // takes the default written on it (see New).
 type Options struct {
 	// ProxyImage runs weft-proxy and weft (default
-	// ghcr.io/weftmesh/weft-proxy:Version). The pod annotation
+	// ghcr.io/weftmesh/weft:Version). The pod annotation
 	// sidecar.istio.io/proxyImage overrides it.
 	ProxyImage string
 	// InitImage runs `weft iptables` (default ProxyImage).
@@ -139,7 +139,7 @@ func New(o Options) (*Injector, error) {
 			*s = v
 		}
 	}
-	def(&o.ProxyImage, "ghcr.io/weftmesh/weft-proxy:"+Version)
+	def(&o.ProxyImage, "ghcr.io/weftmesh/weft:"+Version)
 	def(&o.InitImage, o.ProxyImage)
 	def(&o.DiscoveryAddress, "weft-control.istio-system.svc:15010")
 	if o.CAAddress == "" {

@@ -17,7 +17,7 @@ type WebhookOptions struct {
 	ServiceNamespace string
 	ServicePort      int32
 	// CABundle verifies the webhook server's certificate (PEM; empty in
-	// the shipped manifest: the installer fills it in).
+	// the chart's template: weft-control sets it to the mesh root).
 	CABundle []byte
 }
 

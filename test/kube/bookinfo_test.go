@@ -82,7 +82,6 @@ func TestBookinfoOnKubernetes(t *testing.T) {
 	ctx := context.Background()
 	app := loadManifests(t, "testdata/bookinfo.yaml", "testdata/sleep.yaml")
 	app.apply(ctx, t, m.client, namespace)
-	writeRootCertConfigMap(ctx, t, m, namespace)
 
 	kl := newKubelet(t, m, net, bin)
 	pods := replicaSetController(ctx, t, m.client, app)

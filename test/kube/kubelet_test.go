@@ -254,12 +254,24 @@ func (k *kubelet) token(ctx context.Context, p *corev1.Pod, src *corev1.ServiceA
 
 func (k *kubelet) configMap(ctx context.Context, p *corev1.Pod, name, dir string, optional bool) {
 	k.t.Helper()
-	cm, err := k.m.client.CoreV1().ConfigMaps(p.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
+	// The kubelet retries a missing ConfigMap until it appears (weft-control
+	// publishes istio-ca-root-cert into every namespace); optional ones are
+	// looked up once.
+	var cm *corev1.ConfigMap
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		cm, err = k.m.client.CoreV1().ConfigMaps(p.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			break
+		}
 		if optional {
 			return
 		}
-		k.t.Fatalf("pod %s: ConfigMap %s: %v (the kubelet would not start the pod)", p.Name, name, err)
+		if time.Now().After(deadline) {
+			k.t.Fatalf("pod %s: ConfigMap %s: %v after 30 s (the kubelet would not start the pod)", p.Name, name, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, as the kubelet's volume manager retries
 	}
 	for key, v := range cm.Data {
 		writeFile(k.t, filepath.Join(dir, key), v)

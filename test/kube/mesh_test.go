@@ -1,7 +1,9 @@
 package kube
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,23 +15,20 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
 	"github.com/weftmesh/weft/internal/inject"
+	"github.com/weftmesh/weft/internal/install"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
-
-// crdDir holds the Istio CRDs the API server installs (one place to
-// change when they move).
-var crdDir = filepath.Join("..", "..", "manifests", "crds")
 
 // controlName is weft-control's Service name, which the injected sidecars
 // dial for the CA (inject.Options' default); the pods' hosts files map it
@@ -46,35 +45,41 @@ type mesh struct {
 	log     *recorder
 }
 
-// startMesh starts the API server with the Istio CRDs and weft-control in
-// Kubernetes mode: xDS and the secure port (CA) on the root namespace's
-// address ip, where the pods reach them; the webhooks on loopback, where
-// the API server calls them; sidecar injection on, its commands the
-// binaries in bin. The MutatingWebhookConfiguration is the injector's own,
-// pointed at that address by URL, with the mesh root as caBundle.
+// startMesh follows docs/KUBERNETES.md on the test API server: `weft
+// install` (internal/install: the chart's CRDs, RBAC, webhooks; its
+// webhook.url value points the API server at weft-control's webhook port
+// on loopback, as for a control plane outside the cluster), then
+// weft-control in Kubernetes mode as the chart's ServiceAccount
+// (impersonated: only the chart's RBAC), its CA root in the Secret
+// istio-ca-secret. xDS and the secure port (CA) listen on the root
+// namespace's address ip, where the pods reach them; sidecar injection is
+// on, its commands the binaries in bin.
 func startMesh(t *testing.T, ip, bin string) *mesh {
 	t.Helper()
-	kc := kubetest.Start(t, kubetest.Options{CRDDirs: []string{crdDir}})
+	kc := kubetest.Start(t, kubetest.Options{})
 	rec := &recorder{}
-	xdsLn, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
+	xdsPort, secPort := freePort(t, ip), freePort(t, ip)
+	webhook := net.JoinHostPort("127.0.0.1", itoa(freePort(t, "127.0.0.1")))
+	ctx := context.Background()
+	if _, err := install.Install(ctx, install.Options{
+		RenderOptions: install.RenderOptions{Set: []string{"webhook.url=https://" + webhook}},
+		Config:        kc.Config,
+		Out:           io.Discard,
+	}); err != nil {
+		t.Fatalf("weft install: %v", err)
 	}
-	xdsPort := xdsLn.Addr().(*net.TCPAddr).Port
-	xdsLn.Close()
-	secLn, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
+	sa := rest.CopyConfig(kc.Config)
+	sa.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:istio-system:weft-control",
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:istio-system", "system:authenticated"},
 	}
-	secPort := secLn.Addr().(*net.TCPAddr).Port
-	secLn.Close()
 	cp, err := controlplane.New(controlplane.Options{
-		Kubernetes:     &controlplane.KubernetesOptions{Config: kc.Config},
+		Kubernetes:     &controlplane.KubernetesOptions{Config: sa, Namespace: "istio-system", CASecrets: true},
 		XDSAddress:     net.JoinHostPort(ip, itoa(xdsPort)),
 		SecureAddress:  net.JoinHostPort(ip, itoa(secPort)),
 		HTTPAddress:    "127.0.0.1:0",
-		WebhookAddress: "127.0.0.1:0",
-		CA:             ca.Options{Dir: t.TempDir(), Logger: slog.New(rec)},
+		WebhookAddress: webhook,
+		CA:             ca.Options{Logger: slog.New(rec)},
 		Injection: &inject.Options{
 			ProxyImage:       "ghcr.io/weftmesh/weft:latest",
 			DiscoveryAddress: net.JoinHostPort(ip, itoa(xdsPort)),
@@ -88,9 +93,9 @@ func startMesh(t *testing.T, ip, bin string) *mesh {
 	if err != nil {
 		t.Fatalf("controlplane.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx) }()
+	go func() { done <- cp.Run(runCtx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -105,42 +110,41 @@ func startMesh(t *testing.T, ip, bin string) *mesh {
 		t.Fatal(err)
 	}
 	m := &mesh{cluster: kc, client: kc.Client, dyn: dyn, cp: cp, log: rec}
-	m.installInjectionWebhook(t)
+	m.waitInjectorTrusted(t)
 	return m
 }
 
-// installInjectionWebhook creates inject.WebhookConfiguration reaching
-// weft-control's webhook port by URL. weft-control patches only the
-// validating configuration's caBundle today, so the test sets the mesh
-// root itself.
-func (m *mesh) installInjectionWebhook(t *testing.T) {
+// waitInjectorTrusted waits until weft-control made the mesh root the
+// injector webhook's caBundle (before that the API server cannot call it,
+// and pods in labelled namespaces are refused: failurePolicy Fail).
+func (m *mesh) waitInjectorTrusted(t *testing.T) {
 	t.Helper()
-	wh := inject.WebhookConfiguration(inject.WebhookOptions{CABundle: m.cp.CA().RootPEM()})
-	url := "https://" + m.cp.WebhookAddr().String() + inject.WebhookPath
-	for i := range wh.Webhooks {
-		wh.Webhooks[i].ClientConfig.Service = nil
-		wh.Webhooks[i].ClientConfig.URL = &url
-	}
-	if _, err := m.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(context.Background(), wh, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the injection webhook configuration: %v", err)
+	ctx := context.Background()
+	root := m.cp.CA().RootPEM()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		wh, err := m.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "weft-sidecar-injector", metav1.GetOptions{})
+		if err == nil && len(wh.Webhooks) > 0 && bytes.Equal(wh.Webhooks[0].ClientConfig.CABundle, root) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weft-control did not patch the injector webhook's caBundle within 30 s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
 	}
 }
 
-// writeRootCertConfigMap publishes the mesh root as the istio-ca-root-cert
-// ConfigMap of namespace ns, which the injected pods mount.
-//
-// TODO(lead): remove once weft-control publishes istio-ca-root-cert into
-// every namespace itself (another helper's change); the test then waits
-// for that ConfigMap instead.
-func writeRootCertConfigMap(ctx context.Context, t *testing.T, m *mesh, ns string) {
+// freePort returns a port of ip that was free a moment ago (the chart's
+// webhook URL and the injector's addresses need them before weft-control
+// binds them).
+func freePort(t *testing.T, ip string) int {
 	t.Helper()
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "istio-ca-root-cert", Namespace: ns},
-		Data:       map[string]string{"root-cert.pem": string(m.cp.CA().RootPEM())},
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := m.client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("ConfigMap istio-ca-root-cert: %v", err)
-	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // applyIstio creates the Istio objects of a YAML stream in namespace ns

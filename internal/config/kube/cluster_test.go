@@ -44,7 +44,7 @@ type cluster struct {
 	dyn dynamic.Interface
 }
 
-// startCluster starts the API server with manifests/crds and the
+// startCluster starts the API server with charts/weft/crds and the
 // validating webhook (served by this test with Webhook), and a namespace
 // "shop".
 func startCluster(t *testing.T) *cluster {
@@ -53,7 +53,7 @@ func startCluster(t *testing.T) *cluster {
 		{Key: skipWebhookLabel, Operator: metav1.LabelSelectorOpDoesNotExist},
 	}}
 	kc := kubetest.Start(t, kubetest.Options{
-		CRDDirs:  []string{filepath.Join(manifestsDir, "crds")},
+		CRDDirs:  []string{crdDir},
 		Webhooks: envtest.WebhookInstallOptions{ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{wh}},
 	})
 	serveWebhook(t, kc.Env.WebhookInstallOptions)

@@ -47,7 +47,7 @@ var (
 // Resources are the kinds weft-control reads, with the names, versions,
 // short names and printer columns of Istio's CRDs
 // (manifests/charts/base/files/crd-all.gen.yaml in istio/istio), plus
-// weft's LocalRateLimit. The manifests under manifests/crds are generated
+// weft's LocalRateLimit. The manifests under charts/weft/crds are generated
 // from this table (TestCRDManifests).
 func Resources() []Resource {
 	return []Resource{
@@ -176,7 +176,7 @@ func singular(k config.Kind) string {
 }
 
 // CRDManifest returns the YAML of a resource's CRD, as shipped under
-// manifests/crds.
+// charts/weft/crds.
 func (r Resource) CRDManifest() ([]byte, error) {
 	crd := r.CRD()
 	m, err := yaml.Marshal(crd)

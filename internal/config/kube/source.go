@@ -8,7 +8,7 @@
 // problems into its status.validationMessages (Istio's analysis message
 // format). Webhook is the validating admission webhook that rejects
 // invalid objects at kubectl apply time with the same messages.
-// Resources lists the kinds; manifests/crds holds their
+// Resources lists the kinds; charts/weft/crds holds their
 // CustomResourceDefinitions, generated from it.
 package kube
 
@@ -158,7 +158,7 @@ func (s *Source) report(err error) {
 
 // Sync finds which of Resources the API server serves (a kind whose CRD
 // is not installed is reported to OnError and skipped: install
-// manifests/crds), starts watching them, waits for the initial lists (at
+// charts/weft/crds), starts watching them, waits for the initial lists (at
 // most SyncTimeout, or until ctx ends) and loads them into the Store. The
 // watches run until Run returns or Close is called. Call Sync once.
 func (s *Source) Sync(ctx context.Context) error {
@@ -168,7 +168,7 @@ func (s *Source) Sync(ctx context.Context) error {
 			return err
 		}
 		if !ok {
-			s.report(fmt.Errorf("kubernetes config source: %s is not served (CRD %s not installed: kubectl apply -f manifests/crds); its objects are not read", r.Kind, r.CRDName()))
+			s.report(fmt.Errorf("kubernetes config source: %s is not served (CRD %s not installed: weft install, or kubectl apply -f charts/weft/crds); its objects are not read", r.Kind, r.CRDName()))
 			continue
 		}
 		inf := s.factory.ForResource(gvr).Informer()

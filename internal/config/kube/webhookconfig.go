@@ -1,11 +1,8 @@
 package kube
 
 import (
-	"fmt"
-
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // WebhookConfigOptions describe where the API server reaches weft-control's
@@ -17,8 +14,8 @@ type WebhookConfigOptions struct {
 	Namespace, Service string
 	Port               int32
 	// CABundle is the PEM of the CA that issued the webhook's serving
-	// certificate (the mesh root when weft-control issues it; empty in the
-	// shipped manifest: `weft install` fills it in).
+	// certificate (the mesh root when weft-control issues it; left out of
+	// the chart's template: weft-control sets it at start).
 	CABundle []byte
 }
 
@@ -78,28 +75,4 @@ func ValidatingWebhookConfiguration(o WebhookConfigOptions) *admissionregistrati
 			TimeoutSeconds:          &timeout,
 		}},
 	}
-}
-
-// ValidatingWebhookManifest returns the YAML of the default
-// ValidatingWebhookConfiguration, as shipped in manifests/.
-func ValidatingWebhookManifest() ([]byte, error) {
-	m, err := yaml.Marshal(ValidatingWebhookConfiguration(WebhookConfigOptions{}))
-	if err != nil {
-		return nil, fmt.Errorf("validating webhook configuration: %w", err)
-	}
-	var obj map[string]any
-	if err := yaml.Unmarshal(m, &obj); err != nil {
-		return nil, fmt.Errorf("validating webhook configuration: %w", err)
-	}
-	if md, ok := obj["metadata"].(map[string]any); ok {
-		delete(md, "creationTimestamp")
-	}
-	out, err := yaml.Marshal(obj)
-	if err != nil {
-		return nil, fmt.Errorf("validating webhook configuration: %w", err)
-	}
-	header := "# Generated from internal/config/kube/webhookconfig.go by TestCRDManifests (-update); do not edit.\n" +
-		"# caBundle: the PEM (base64) of the CA of weft-control's webhook certificate (the mesh root unless\n" +
-		"# --webhook-cert is given); weft install fills it in.\n"
-	return append([]byte(header), out...), nil
 }
