@@ -196,11 +196,18 @@ func testInstallUninstall(t *testing.T, kc *kubetest.Cluster) {
 func waitGone(t *testing.T, kc *kubetest.Cluster, objs []*unstructured.Unstructured) {
 	t.Helper()
 	for _, obj := range objs {
-		err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		// The API server's CRD finalizer deletes the instances first; on a
+		// loaded machine that has taken over 30 s once.
+		err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
 			return !exists(t, kc, obj), nil
 		})
 		if err != nil {
-			t.Errorf("%s still exists after uninstall --purge", describe(obj))
+			u, _ := dynamic.NewForConfigOrDie(kc.Config).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).Get(context.Background(), obj.GetName(), metav1.GetOptions{})
+			var conds any
+			if u != nil {
+				conds, _, _ = unstructured.NestedSlice(u.Object, "status", "conditions")
+			}
+			t.Errorf("%s still exists 90 s after uninstall --purge; conditions %v", describe(obj), conds)
 		}
 	}
 }

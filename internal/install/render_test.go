@@ -55,9 +55,9 @@ func kinds(objs []*unstructured.Unstructured) []string {
 func TestRenderDefaults(t *testing.T) {
 	m := render(t, RenderOptions{})
 	want := []string{
-		"ServiceAccount/weft-control", "ClusterRole/weft-control", "ClusterRoleBinding/weft-control",
-		"Role/weft-control", "RoleBinding/weft-control", "ConfigMap/istio", "Service/weft-control",
-		"Deployment/weft-control", "ValidatingWebhookConfiguration/validation.weft.dev",
+		"ServiceAccount/istio-ingressgateway", "ServiceAccount/weft-control", "ClusterRole/weft-control", "ClusterRoleBinding/weft-control",
+		"Role/weft-control", "RoleBinding/weft-control", "ConfigMap/istio", "Service/istio-ingressgateway", "Service/weft-control",
+		"Deployment/istio-ingressgateway", "Deployment/weft-control", "ValidatingWebhookConfiguration/validation.weft.dev",
 		"MutatingWebhookConfiguration/weft-sidecar-injector",
 	}
 	if got := kinds(m.Objects); !reflect.DeepEqual(got, want) {

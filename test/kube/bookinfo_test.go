@@ -26,6 +26,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The helper process is this test binary run again with helperEnv set:
@@ -80,11 +83,11 @@ func TestBookinfoOnKubernetes(t *testing.T) {
 	net := newNetwork(t)
 	m := startMesh(t, net.hostIP(), bin)
 	ctx := context.Background()
-	app := loadManifests(t, "testdata/bookinfo.yaml", "testdata/sleep.yaml")
-	app.apply(ctx, t, m.client, namespace)
+	sample := loadManifests(t, "testdata/bookinfo.yaml", "testdata/sleep.yaml")
+	sample.apply(ctx, t, m.client, namespace)
 
 	kl := newKubelet(t, m, net, bin)
-	pods := replicaSetController(ctx, t, m.client, app)
+	pods := replicaSetController(ctx, t, m.client, sample)
 	for _, p := range pods {
 		assertInjected(t, p)
 	}
@@ -92,10 +95,19 @@ func TestBookinfoOnKubernetes(t *testing.T) {
 	for _, p := range pods {
 		running = append(running, kl.start(ctx, p))
 	}
+	// The chart's ingress gateway (weft install put its Deployment in
+	// istio-system), run as its pod spec says.
+	gwd, err := m.client.AppsV1().Deployments("istio-system").Get(ctx, "istio-ingressgateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the chart's ingress gateway: %v", err)
+	}
+	gwPods := replicaSetController(ctx, t, m.client, &app{deployments: []*appsv1.Deployment{gwd}})
+	gateway := kl.start(ctx, gwPods[0])
+	running = append(running, gateway)
 	for _, rp := range running {
 		kl.waitReady(ctx, rp)
 	}
-	endpointSliceController(ctx, t, m.client, namespace, app.services)
+	endpointSliceController(ctx, t, m.client, namespace, sample.services)
 
 	sleep := podOf(t, running, "sleep")
 	t.Run("productpage over mTLS", func(t *testing.T) {
@@ -130,7 +142,7 @@ func TestBookinfoOnKubernetes(t *testing.T) {
 		issued := m.issued()
 		t.Logf("the CA issued certificates for %v", keys(issued))
 		for _, p := range running {
-			id := "spiffe://cluster.local/ns/bookinfo/sa/" + p.pod.Spec.ServiceAccountName
+			id := "spiffe://cluster.local/ns/" + p.pod.Namespace + "/sa/" + p.pod.Spec.ServiceAccountName
 			if !issued[id] {
 				t.Errorf("pod %s: the CA issued no certificate for %s (issued: %v)", p.pod.Name, id, issued)
 			}
@@ -139,6 +151,22 @@ func TestBookinfoOnKubernetes(t *testing.T) {
 	t.Run("readiness endpoints", func(t *testing.T) {
 		for _, p := range running {
 			httpGet(t, "http://"+p.ip+":15021/healthz/ready") // fails the test unless 200
+		}
+	})
+	t.Run("ingress gateway", func(t *testing.T) {
+		applyIstio(ctx, t, m, namespace, bookinfoGateway)
+		url := "http://" + gateway.ip + ":8080/productpage"
+		waitFor(t, "productpage through the ingress gateway", 30*time.Second, func() (bool, string) {
+			resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+			if err != nil {
+				return false, err.Error()
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode == 200 && servedBy(string(b)) != "", fmt.Sprintf("status %d", resp.StatusCode)
+		})
+		if !m.issued()["spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway"] {
+			t.Errorf("the gateway got no certificate for its service account: %v", keys(m.issued()))
 		}
 	})
 	t.Run("VirtualService reviews to v2", func(t *testing.T) {
@@ -181,6 +209,33 @@ spec:
   http:
   - route:
     - destination: {host: reviews, subset: v2}
+`
+
+// bookinfoGateway is Istio's samples/bookinfo/networking/bookinfo-gateway.yaml.
+const bookinfoGateway = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo}
+spec:
+  hosts: ["*"]
+  gateways: [bookinfo-gateway]
+  http:
+  - match:
+    - uri: {exact: /productpage}
+    - uri: {prefix: /static}
+    - uri: {exact: /login}
+    - uri: {exact: /logout}
+    - uri: {prefix: /api/v1/products}
+    route:
+    - destination: {host: productpage, port: {number: 9080}}
 `
 
 var servedByRE = regexp.MustCompile(`Reviews served by (reviews-v[0-9])`)

@@ -58,7 +58,11 @@ func startMesh(t *testing.T, ip, bin string) *mesh {
 	t.Helper()
 	kc := kubetest.Start(t, kubetest.Options{})
 	rec := &recorder{}
-	xdsPort, secPort := freePort(t, ip), freePort(t, ip)
+	// Istio's ports on the test network's address: the chart's gateway and
+	// the injected sidecars dial weft-control.istio-system.svc:15010 and
+	// :15012, which the pods' hosts files map to ip (kube-dns would answer
+	// the Service's ClusterIP).
+	xdsPort, secPort := 15010, 15012
 	webhook := net.JoinHostPort("127.0.0.1", itoa(freePort(t, "127.0.0.1")))
 	ctx := context.Background()
 	if _, err := install.Install(ctx, install.Options{
@@ -81,11 +85,9 @@ func startMesh(t *testing.T, ip, bin string) *mesh {
 		WebhookAddress: webhook,
 		CA:             ca.Options{Logger: slog.New(rec)},
 		Injection: &inject.Options{
-			ProxyImage:       "ghcr.io/weftmesh/weft:latest",
-			DiscoveryAddress: net.JoinHostPort(ip, itoa(xdsPort)),
-			CAAddress:        net.JoinHostPort(controlName, itoa(secPort)),
-			ProxyCommand:     []string{filepath.Join(bin, "weft-proxy"), "sidecar"},
-			InitCommand:      []string{filepath.Join(bin, "weft"), "iptables"},
+			ProxyImage:   "ghcr.io/weftmesh/weft:latest",
+			ProxyCommand: []string{filepath.Join(bin, "weft-proxy"), "sidecar"},
+			InitCommand:  []string{filepath.Join(bin, "weft"), "iptables"},
 		},
 		Debounce: 50 * time.Millisecond,
 		Logger:   slog.New(rec),
