@@ -58,8 +58,9 @@ func newInstallCommand(s streams) *cobra.Command {
 		Short: "Install or upgrade weft on a Kubernetes cluster",
 		Long: `Install renders weft's Helm chart (charts/weft, built into this binary) with Helm's
 engine and applies it: the namespace when missing, the CRDs (waiting until they are
-established), then the ServiceAccount, RBAC, the mesh ConfigMap, the Service, the
-weft-control Deployment and the webhooks, by server-side apply (field manager "weft").
+established), then the ServiceAccounts, RBAC, the mesh ConfigMap, the Services, the
+weft-control and ingress gateway Deployments and the webhooks, by server-side apply
+(field manager "weft").
 Values merge as in Helm: the chart's values.yaml, then -f files, then --set.
 helm install weft charts/weft -n istio-system gives the same objects.
 
