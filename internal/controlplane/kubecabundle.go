@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -289,54 +290,76 @@ func wrapRBAC(err error, verb, where string) error {
 // patchValidating sets the caBundle of every webhook of the validating
 // configuration to the root, when one differs.
 func (p *caBundlePublisher) patchValidating(ctx context.Context) error {
-	obj, exists, err := p.vwc.GetStore().GetByKey(p.o.Validating)
-	if err != nil || !p.present(exists, "ValidatingWebhookConfiguration", p.o.Validating, "invalid Istio objects are not rejected at kubectl apply time") {
-		return err
-	}
-	cfg := obj.(*admissionregistrationv1.ValidatingWebhookConfiguration)
-	var changed *admissionregistrationv1.ValidatingWebhookConfiguration
-	for i := range cfg.Webhooks {
-		if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, p.o.Root) {
-			if changed == nil {
-				changed = cfg.DeepCopy()
+	api := p.o.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	return patchCABundles(ctx, p, webhookTarget[*admissionregistrationv1.ValidatingWebhookConfiguration]{
+		store: p.vwc.GetStore(), kind: "ValidatingWebhookConfiguration", name: p.o.Validating,
+		consequence: "invalid Istio objects are not rejected at kubectl apply time",
+		clientConfigs: func(c *admissionregistrationv1.ValidatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
+			out := make([]*admissionregistrationv1.WebhookClientConfig, len(c.Webhooks))
+			for i := range c.Webhooks {
+				out[i] = &c.Webhooks[i].ClientConfig
 			}
-			changed.Webhooks[i].ClientConfig.CABundle = p.o.Root
-		}
-	}
-	if changed == nil {
-		return nil
-	}
-	_, err = p.o.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, changed, metav1.UpdateOptions{FieldManager: "weft-control"})
-	if err == nil {
-		p.o.Logger.Info("set the mesh root as caBundle", "validatingwebhookconfiguration", p.o.Validating)
-	}
-	return wrapRBAC(err, "update validatingwebhookconfigurations", p.o.Validating)
+			return out
+		},
+		update: func(ctx context.Context, c *admissionregistrationv1.ValidatingWebhookConfiguration) error {
+			_, err := api.Update(ctx, c, metav1.UpdateOptions{FieldManager: "weft-control"})
+			return err
+		},
+	})
 }
 
 // patchMutating is patchValidating for the injection webhook.
 func (p *caBundlePublisher) patchMutating(ctx context.Context) error {
-	obj, exists, err := p.mwc.GetStore().GetByKey(p.o.Mutating)
-	if err != nil || !p.present(exists, "MutatingWebhookConfiguration", p.o.Mutating, "sidecars are not injected") {
+	api := p.o.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	return patchCABundles(ctx, p, webhookTarget[*admissionregistrationv1.MutatingWebhookConfiguration]{
+		store: p.mwc.GetStore(), kind: "MutatingWebhookConfiguration", name: p.o.Mutating,
+		consequence: "sidecars are not injected",
+		clientConfigs: func(c *admissionregistrationv1.MutatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
+			out := make([]*admissionregistrationv1.WebhookClientConfig, len(c.Webhooks))
+			for i := range c.Webhooks {
+				out[i] = &c.Webhooks[i].ClientConfig
+			}
+			return out
+		},
+		update: func(ctx context.Context, c *admissionregistrationv1.MutatingWebhookConfiguration) error {
+			_, err := api.Update(ctx, c, metav1.UpdateOptions{FieldManager: "weft-control"})
+			return err
+		},
+	})
+}
+
+// webhookTarget is one webhook configuration kind for patchCABundles.
+type webhookTarget[T runtime.Object] struct {
+	store         cache.Store
+	kind, name    string
+	consequence   string // what its absence means, for the warning
+	clientConfigs func(T) []*admissionregistrationv1.WebhookClientConfig
+	update        func(context.Context, T) error
+}
+
+// patchCABundles updates the configuration t names (from the informer's
+// store) when one of its webhooks' caBundle is not the root.
+func patchCABundles[T runtime.Object](ctx context.Context, p *caBundlePublisher, t webhookTarget[T]) error {
+	obj, exists, err := t.store.GetByKey(t.name)
+	if err != nil || !p.present(exists, t.kind, t.name, t.consequence) {
 		return err
 	}
-	cfg := obj.(*admissionregistrationv1.MutatingWebhookConfiguration)
-	var changed *admissionregistrationv1.MutatingWebhookConfiguration
-	for i := range cfg.Webhooks {
-		if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, p.o.Root) {
-			if changed == nil {
-				changed = cfg.DeepCopy()
-			}
-			changed.Webhooks[i].ClientConfig.CABundle = p.o.Root
+	cfg := obj.(T).DeepCopyObject().(T)
+	changed := false
+	for _, cc := range t.clientConfigs(cfg) {
+		if !bytes.Equal(cc.CABundle, p.o.Root) {
+			cc.CABundle = p.o.Root
+			changed = true
 		}
 	}
-	if changed == nil {
+	if !changed {
 		return nil
 	}
-	_, err = p.o.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, changed, metav1.UpdateOptions{FieldManager: "weft-control"})
+	err = t.update(ctx, cfg)
 	if err == nil {
-		p.o.Logger.Info("set the mesh root as caBundle", "mutatingwebhookconfiguration", p.o.Mutating)
+		p.o.Logger.Info("set the mesh root as caBundle", strings.ToLower(t.kind), t.name)
 	}
-	return wrapRBAC(err, "update mutatingwebhookconfigurations", p.o.Mutating)
+	return wrapRBAC(err, "update "+strings.ToLower(t.kind)+"s", t.name)
 }
 
 // present reports whether a webhook configuration exists, warning once
