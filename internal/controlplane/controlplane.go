@@ -256,7 +256,7 @@ func (c *ControlPlane) startCA() error {
 	if err != nil {
 		return err
 	}
-	c.secure, err = newSecureServer(c.o.SecureAddress, c.ca, auth, c.xds, c.log)
+	c.secure, err = newSecureServer(c.o.SecureAddress, c.ca, auth, c.xds, servingOptions(c.namespace()), c.log)
 	return err
 }
 

@@ -117,7 +117,12 @@ func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
 	mux.Handle(kube.WebhookPath, kube.Webhook{})
 	if c.o.Injection != nil {
 		// Sidecar injection (charts/weft/templates/mutatingwebhook.yaml).
-		inj, err := inject.New(*c.o.Injection)
+		io := *c.o.Injection
+		if io.DiscoveryAddress == "" {
+			// weft-control's Service in its namespace (the chart's).
+			io.DiscoveryAddress = "weft-control." + c.namespace() + ".svc:15010"
+		}
+		inj, err := inject.New(io)
 		if err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("sidecar injection: %w", err)

@@ -27,12 +27,13 @@ const DefaultSecureAddress = "127.0.0.1:15012"
 // servingOptions returns the SANs of the secure port's certificate
 // (SECURITY.md): weft's own name, localhost, and istiod's in-cluster name
 // so that an Istio agent configured for istiod accepts it, and 127.0.0.1;
-// also weft-control's Service name on Kubernetes, which injected sidecars
-// dial (inject.Options' default CAAddress weft-control.istio-system.svc:15012).
-func servingOptions() ca.ServingOptions {
+// also weft-control's Service name in its namespace on Kubernetes, which
+// injected sidecars and the chart's gateway dial
+// (weft-control.NAMESPACE.svc:15012).
+func servingOptions(namespace string) ca.ServingOptions {
+	svc := "weft-control." + namespace + ".svc"
 	return ca.ServingOptions{
-		DNSNames: []string{"weft-control", "localhost", "istiod.istio-system.svc",
-			"weft-control.istio-system.svc", "weft-control.istio-system.svc.cluster.local"},
+		DNSNames:    []string{"weft-control", "localhost", "istiod." + namespace + ".svc", svc, svc + ".cluster.local"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
 }
@@ -59,13 +60,14 @@ type secureServer struct {
 	// issued is when the current certificate was issued (Unix ns): its
 	// NotBefore is backdated for clock skew, so renewal counts from here.
 	issued atomic.Int64
+	names  ca.ServingOptions // the certificate's SANs
 }
 
-// newSecureServer issues the serving certificate, binds address and
-// registers the CA service (authenticating callers with auth; nil: the
-// bootstrap tokens) and xdsServer on a TLS gRPC server.
-func newSecureServer(address string, authority *ca.CA, auth ca.Authenticator, xdsServer *xds.Server, log *slog.Logger) (*secureServer, error) {
-	s := &secureServer{ca: authority, log: log}
+// newSecureServer issues the serving certificate (for names), binds
+// address and registers the CA service (authenticating callers with auth;
+// nil: the bootstrap tokens) and xdsServer on a TLS gRPC server.
+func newSecureServer(address string, authority *ca.CA, auth ca.Authenticator, xdsServer *xds.Server, names ca.ServingOptions, log *slog.Logger) (*secureServer, error) {
+	s := &secureServer{ca: authority, names: names, log: log}
 	if err := s.renew(); err != nil {
 		return nil, err
 	}
@@ -111,7 +113,7 @@ func (s *secureServer) stop() { s.grpc.Stop() }
 func (s *secureServer) renew() error {
 	s.renewMu.Lock()
 	defer s.renewMu.Unlock()
-	c, err := s.ca.IssueServing(servingOptions())
+	c, err := s.ca.IssueServing(s.names)
 	if err != nil {
 		return fmt.Errorf("secure port certificate: %w", err)
 	}

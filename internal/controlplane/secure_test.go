@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,4 +241,19 @@ func TestSecurePortBadCA(t *testing.T) {
 		t.Fatalf("the xDS port was not released: %v", err)
 	}
 	ln.Close()
+}
+
+// TestServingNamesFollowNamespace: the secure port's certificate names
+// weft-control's Service in its own namespace (weft install -n NS), which
+// the injected sidecars and the chart's gateway dial.
+func TestServingNamesFollowNamespace(t *testing.T) {
+	names := servingOptions("mesh-system").DNSNames
+	for _, want := range []string{"weft-control.mesh-system.svc", "weft-control.mesh-system.svc.cluster.local", "localhost"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("names %v lack %s", names, want)
+		}
+	}
+	if slices.Contains(names, "weft-control.istio-system.svc") {
+		t.Errorf("names %v still name istio-system", names)
+	}
 }
