@@ -64,7 +64,8 @@ type Namespace struct {
 // that runs a DNS server binds it there.)
 type NSOptions struct {
 	// Hostname, when set, is the namespace's own name in its hosts file,
-	// at its address (as the kubelet writes a pod's hostname).
+	// at its address (as the kubelet writes a pod's hostname); it wins
+	// over an entry of the same name given to Add.
 	Hostname string
 	// Search, when set, is resolv.conf's search list, written with
 	// "options ndots:5" as in a Kubernetes pod.
