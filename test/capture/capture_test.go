@@ -35,6 +35,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
+	"github.com/weftmesh/weft/internal/netnstest"
 )
 
 // The helper processes are this test binary run again with
@@ -132,12 +133,12 @@ func TestTransparentCapture(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("transparent capture needs root (network namespaces, netfilter rules, switching the proxy's user): run go test as root")
 	}
-	ensureTools(t)
+	netnstest.EnsureTools(t, netnstest.IPTables, netnstest.NFTables)
 	bin := buildBinaries(t)
-	tp := newTopology(t)
-	a := tp.addWorkload("a", 2, map[string]string{"hello.default.svc.cluster.local": vip, "weft-control": tp.hostIP()})
-	b := tp.addWorkload("b", 3, map[string]string{"weft-control": tp.hostIP()})
-	cp := startControlPlane(t, tp.hostIP(), fmt.Sprintf(config, b.ip))
+	tp := netnstest.New(t, netnstest.Options{Prefix: "wc", Subnet: 213})
+	a := tp.Add("a", 2, map[string]string{"hello.default.svc.cluster.local": vip, "weft-control": tp.HostIP()}, netnstest.NSOptions{})
+	b := tp.Add("b", 3, map[string]string{"weft-control": tp.HostIP()}, netnstest.NSOptions{})
+	cp := startControlPlane(t, tp.HostIP(), fmt.Sprintf(config, b.IP))
 
 	installRules(t, bin, a, "iptables")
 	installRules(t, bin, b, "nftables", "--families", "ipv4,ipv6")
@@ -158,7 +159,7 @@ func TestTransparentCapture(t *testing.T) {
 	t.Run("inbound", func(t *testing.T) {
 		// The test process has no sidecar: plain text, accepted by
 		// PERMISSIVE, captured into the server's sidecar all the same.
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + net.JoinHostPort(b.ip, "8080") + "/")
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + net.JoinHostPort(b.IP, "8080") + "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,8 +184,8 @@ func TestTransparentCapture(t *testing.T) {
 // namespace) goes through virtualOutbound and PassthroughCluster to its
 // original address, over exactly one upstream connection made by the
 // sidecar: its own connection is not captured again.
-func testPassthrough(t *testing.T, tp *topology, a workload) {
-	ln, err := net.Listen("tcp4", net.JoinHostPort(tp.hostIP(), "0"))
+func testPassthrough(t *testing.T, tp *netnstest.Topology, a netnstest.Namespace) {
+	ln, err := net.Listen("tcp4", net.JoinHostPort(tp.HostIP(), "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,9 +208,9 @@ func testPassthrough(t *testing.T, tp *topology, a workload) {
 	before := adminStats(t, a)
 	e := waitCall(t, a, "http://"+ln.Addr().String()+"/")
 	after := adminStats(t, a)
-	if host, _, _ := net.SplitHostPort(e.Remote); host != a.ip || conns.Load() != 1 {
+	if host, _, _ := net.SplitHostPort(e.Remote); host != a.IP || conns.Load() != 1 {
 		mu.Lock()
-		t.Errorf("the outside server saw %d connections from %v, want one from the workload (%s)", conns.Load(), from, a.ip)
+		t.Errorf("the outside server saw %d connections from %v, want one from the workload (%s)", conns.Load(), from, a.IP)
 		mu.Unlock()
 	}
 	for _, stat := range []string{"cluster.PassthroughCluster.upstream_cx_total", "listener.0.0.0.0_15001.downstream_cx_total"} {
@@ -220,17 +221,17 @@ func testPassthrough(t *testing.T, tp *topology, a workload) {
 }
 
 // testCleanup: `weft iptables cleanup` removes both backends' rules.
-func testCleanup(t *testing.T, bin string, a, b workload) {
-	if out, err := inNS(a.ns, filepath.Join(bin, "weft"), "iptables", "cleanup", "--backend", "iptables").CombinedOutput(); err != nil {
+func testCleanup(t *testing.T, bin string, a, b netnstest.Namespace) {
+	if out, err := a.InNS(filepath.Join(bin, "weft"), "iptables", "cleanup", "--backend", "iptables").CombinedOutput(); err != nil {
 		t.Fatalf("cleanup (iptables): %v\n%s", err, out)
 	}
-	if out, _ := inNS(a.ns, "iptables-save", "-t", "nat").CombinedOutput(); bytes.Contains(out, []byte("ISTIO_")) {
+	if out, _ := a.InNS("iptables-save", "-t", "nat").CombinedOutput(); bytes.Contains(out, []byte("ISTIO_")) {
 		t.Errorf("ISTIO chains left after cleanup:\n%s", out)
 	}
-	if out, err := inNS(b.ns, filepath.Join(bin, "weft"), "iptables", "cleanup", "--backend", "nftables").CombinedOutput(); err != nil {
+	if out, err := b.InNS(filepath.Join(bin, "weft"), "iptables", "cleanup", "--backend", "nftables").CombinedOutput(); err != nil {
 		t.Fatalf("cleanup (nftables): %v\n%s", err, out)
 	}
-	if out, err := inNS(b.ns, "nft", "list", "table", "inet", "weft").CombinedOutput(); err == nil {
+	if out, err := b.InNS("nft", "list", "table", "inet", "weft").CombinedOutput(); err == nil {
 		t.Errorf("table inet weft left after cleanup:\n%s", out)
 	}
 }
@@ -238,11 +239,11 @@ func testCleanup(t *testing.T, bin string, a, b workload) {
 // waitCall runs the client application in w until it gets a 200 (the
 // sidecars warm up: certificates, listeners), for at most 60 s, and
 // decodes the server's echo.
-func waitCall(t *testing.T, w workload, url string) echo {
+func waitCall(t *testing.T, w netnstest.Namespace, url string) echo {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		cmd := inNS(w.ns, os.Args[0])
+		cmd := w.InNS(os.Args[0])
 		cmd.Env = append(os.Environ(), helperEnv+"=client", urlEnv+"="+url)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -255,22 +256,22 @@ func waitCall(t *testing.T, w workload, url string) echo {
 			return e
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("GET %s from %s: %v\n%s%s", url, w.ns, err, stdout.String(), stderr.String())
+			t.Fatalf("GET %s from %s: %v\n%s%s", url, w.Name, err, stdout.String(), stderr.String())
 		}
-		t.Logf("GET %s from %s: %v: %s (retrying)", url, w.ns, err, strings.TrimSpace(stderr.String()))
+		t.Logf("GET %s from %s: %v: %s (retrying)", url, w.Name, err, strings.TrimSpace(stderr.String()))
 		time.Sleep(200 * time.Millisecond) // polling interval, not synchronisation
 	}
 }
 
 // adminStats reads the sidecar's counters from its admin (127.0.0.1:15000
 // in w: loopback traffic of the application is never captured).
-func adminStats(t *testing.T, w workload) map[string]int64 {
+func adminStats(t *testing.T, w netnstest.Namespace) map[string]int64 {
 	t.Helper()
-	cmd := inNS(w.ns, os.Args[0])
+	cmd := w.InNS(os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"=client", urlEnv+"=http://127.0.0.1:15000/stats")
 	body, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("admin /stats in %s: %v", w.ns, err)
+		t.Fatalf("admin /stats in %s: %v", w.Name, err)
 	}
 	stats := map[string]int64{}
 	for _, line := range strings.Split(string(body), "\n") {
@@ -323,19 +324,19 @@ func startControlPlane(t *testing.T, ip, yaml string) *controlPlane {
 }
 
 // installRules runs `weft iptables` in w with backend and extra flags.
-func installRules(t *testing.T, bin string, w workload, backend string, extra ...string) {
+func installRules(t *testing.T, bin string, w netnstest.Namespace, backend string, extra ...string) {
 	t.Helper()
 	args := append([]string{"iptables", "--backend", backend, "--proxy-uid", proxyUID, "--proxy-gid", proxyUID}, extra...)
-	out, err := inNS(w.ns, filepath.Join(bin, "weft"), args...).CombinedOutput()
+	out, err := w.InNS(filepath.Join(bin, "weft"), args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("weft iptables in %s: %v\n%s", w.ns, err, out)
+		t.Fatalf("weft iptables in %s: %v\n%s", w.Name, err, out)
 	}
 }
 
 // startApp starts the application server in w and waits for it to listen.
-func startApp(t *testing.T, w workload) {
+func startApp(t *testing.T, w netnstest.Namespace) {
 	t.Helper()
-	cmd := inNS(w.ns, os.Args[0])
+	cmd := w.InNS(os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"=server")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -346,17 +347,17 @@ func startApp(t *testing.T, w workload) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	stop(t, cmd, "app in "+w.ns, &stderr)
+	stop(t, cmd, "app in "+w.Name, &stderr)
 	line := make([]byte, 6)
 	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "ready\n" {
-		t.Fatalf("app in %s did not start: %v %q\n%s", w.ns, err, line, stderr.String())
+		t.Fatalf("app in %s did not start: %v %q\n%s", w.Name, err, line, stderr.String())
 	}
 }
 
 // startSidecar runs `weft-proxy sidecar --capture` in w as UID/GID 1337,
 // in local CA mode (mTLS), with its SDS socket in a directory of that
 // user (mode 0700, as the agent requires).
-func startSidecar(t *testing.T, bin string, cp *controlPlane, w workload, name, sa, labels string) {
+func startSidecar(t *testing.T, bin string, cp *controlPlane, w netnstest.Namespace, name, sa, labels string) {
 	t.Helper()
 	run, err := os.MkdirTemp("", "weft-capture-")
 	if err != nil {
@@ -367,8 +368,8 @@ func startSidecar(t *testing.T, bin string, cp *controlPlane, w workload, name, 
 	if err := os.Chown(run, uid, uid); err != nil {
 		t.Fatal(err)
 	}
-	cmd := inNS(w.ns, filepath.Join(bin, "weft-proxy"), "sidecar", "--capture", "--uid", proxyUID, "--gid", proxyUID,
-		"--name", name, "--namespace", "default", "--ip", w.ip, "--service-account", sa, "--labels", labels,
+	cmd := w.InNS(filepath.Join(bin, "weft-proxy"), "sidecar", "--capture", "--uid", proxyUID, "--gid", proxyUID,
+		"--name", name, "--namespace", "default", "--ip", w.IP, "--service-account", sa, "--labels", labels,
 		"--discovery-address", cp.xds, "--ca-address", cp.ca, "--ca-dir", cp.caDir,
 		"--sds-socket", filepath.Join(run, "sds.sock"), "--admin-address", "127.0.0.1:15000", "--metrics-address=", "--health-address=",
 		"--drain-time-s", "1", "-l", "info")
@@ -430,40 +431,4 @@ func buildBinaries(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return dir
-}
-
-// ensureTools installs Debian's iptables and nftables packages when
-// their tools are missing (the test runs as root).
-func ensureTools(t *testing.T) {
-	t.Helper()
-	var missing []string
-	for pkg, tool := range map[string]string{"iptables": "iptables-restore", "nftables": "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, pkg)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	t.Logf("installing %v (apt-get)", missing)
-	install := func() (string, error) {
-		return aptGet(append([]string{"install", "-y", "--no-install-recommends"}, missing...)...)
-	}
-	if out, err := install(); err != nil {
-		if out2, err2 := aptGet("update"); err2 != nil {
-			t.Fatalf("apt-get install %v: %v\n%s\napt-get update: %v\n%s", missing, err, out, err2, out2)
-		}
-		if out, err := install(); err != nil {
-			t.Fatalf("apt-get install %v: %v\n%s", missing, err, out)
-		}
-	}
-}
-
-func aptGet(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "apt-get", args...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }

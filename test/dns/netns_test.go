@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/weftmesh/weft/internal/netnstest"
 	"github.com/weftmesh/weft/internal/proxy/dnsproxy"
 )
 
@@ -52,43 +52,24 @@ func TestNetnsLookup(t *testing.T) {
 	vip := helloVIP(t, cp)
 	up := startUpstream(t, "127.0.0.1:0", map[string][4]byte{"example.invalid.": {192, 0, 2, 7}})
 
-	ns := fmt.Sprintf("weft-dns-%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", ns).Run() })
-	run(t, "ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-	// A pod's interface: glibc's getaddrinfo (AI_ADDRCONFIG) asks for no
-	// IPv4 address at all in a namespace with loopback only.
-	// (a veth pair: its host end goes away with the namespace).
-	run(t, "ip", "link", "add", fmt.Sprintf("wdns%d", os.Getpid()%1000000), "type", "veth", "peer", "name", "eth0", "netns", ns)
-	run(t, "ip", "netns", "exec", ns, "ip", "addr", "add", "10.77.0.2/24", "dev", "eth0")
-	run(t, "ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
-	etc := filepath.Join("/etc/netns", ns)
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(etc) })
-	// The application's view: the DNS proxy is its nameserver, with
-	// Kubernetes' search list for namespace default.
-	appConf := "nameserver 127.0.0.1\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
-	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte(appConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// A pod's hosts lookup: files, then DNS. (A desktop's nsswitch.conf
-	// may send *.local names to mDNS first and stop there, which would
-	// hide cluster.local names from DNS; ip netns exec mounts this one.)
-	if err := os.WriteFile(filepath.Join(etc, "nsswitch.conf"), []byte("hosts: files dns\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// The application's view (the /etc/netns files `ip netns exec`
+	// mounts): the DNS proxy is its nameserver, with Kubernetes' search
+	// list for namespace default, and hosts lookups through files, then
+	// DNS. The pod's interface matters too: glibc's getaddrinfo
+	// (AI_ADDRCONFIG) asks for no IPv4 address at all in a namespace
+	// with loopback only.
+	tp := netnstest.New(t, netnstest.Options{Prefix: "wd", Subnet: 215})
+	app := tp.Add("app", 2, nil, netnstest.PodDNS("default"))
 	// The proxy's upstream: the fake resolver outside the namespace.
 	proxyConf := filepath.Join(t.TempDir(), "resolv.conf")
 	if err := os.WriteFile(proxyConf, []byte("nameserver 127.0.0.1\nsearch default.svc.cluster.local svc.cluster.local cluster.local\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	udp, tcp := listenInNetns(t, ns, "127.0.0.1:53")
+	udp, tcp := listenInNetns(t, app.Name, "127.0.0.1:53")
 	startAgentDNS(t, cp, dnsproxy.Options{PacketConn: udp, Listener: tcp, ResolvConf: proxyConf, UpstreamPort: up.port})
 
 	names := []string{"hello.default.svc.cluster.local", "hello", "example.invalid"}
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperLookup$", "-test.count=1")
+	cmd := app.InNS(os.Args[0], "-test.run=^TestHelperLookup$", "-test.count=1")
 	cmd.Env = append(os.Environ(), lookupEnv+"="+strings.Join(names, ","))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -105,17 +86,9 @@ func TestNetnsLookup(t *testing.T) {
 		}
 	}
 	// glibc's resolver, through nsswitch (hosts: files dns).
-	g, err := exec.Command("ip", "netns", "exec", ns, "getent", "ahostsv4", "hello.default.svc.cluster.local").CombinedOutput()
+	g, err := app.InNS("getent", "ahostsv4", "hello.default.svc.cluster.local").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(g), vip+" ") {
 		t.Errorf("getent ahostsv4 in the namespace: %v\n%s\nwant %s first", err, g, vip)
-	}
-}
-
-// run runs a command, failing the test with its output.
-func run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
 

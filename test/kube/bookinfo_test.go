@@ -29,6 +29,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftmesh/weft/internal/netnstest"
 )
 
 // The helper process is this test binary run again with helperEnv set:
@@ -73,15 +75,15 @@ func TestBookinfoOnKubernetes(t *testing.T) {
 		// netfilter rules and switching users.
 		t.Skip("running pods needs root (network and mount namespaces, netfilter rules, switching the proxy's user): run go test as root")
 	}
-	ensureTools(t)
+	netnstest.EnsureTools(t, netnstest.IPTables)
 	start := time.Now()
 	bin := buildBinaries(t)
 	t.Logf("binaries built in %v", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	defer func() { t.Logf("test ran %v after the build", time.Since(start).Round(time.Millisecond)) }()
 
-	net := newNetwork(t)
-	m := startMesh(t, net.hostIP(), bin)
+	net := netnstest.New(t, netnstest.Options{Prefix: "wk", Subnet: 214})
+	m := startMesh(t, net.HostIP(), bin)
 	ctx := context.Background()
 	sample := loadManifests(t, "testdata/bookinfo.yaml", "testdata/sleep.yaml")
 	sample.apply(ctx, t, m.client, namespace)

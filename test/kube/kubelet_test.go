@@ -20,6 +20,8 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftmesh/weft/internal/netnstest"
 )
 
 // kubelet runs pods as a kubelet would, without a container runtime: the
@@ -34,7 +36,7 @@ import (
 type kubelet struct {
 	t    *testing.T
 	m    *mesh
-	net  *network
+	net  *netnstest.Topology
 	bin  string // the image's binaries, built by the test
 	dir  string // per-pod volume directories
 	next int    // next pod address
@@ -43,7 +45,7 @@ type kubelet struct {
 	// weft-control's name to the node's address. The sidecar's DNS proxy
 	// (15053) would answer them if DNS were captured; `weft iptables`
 	// captures TCP only, so the names are in each pod's /etc/hosts.
-	hosts string
+	hosts map[string]string
 }
 
 // runningPod is a pod the kubelet started.
@@ -63,7 +65,7 @@ type process struct {
 	done chan struct{}
 }
 
-func newKubelet(t *testing.T, m *mesh, net *network, bin string) *kubelet {
+func newKubelet(t *testing.T, m *mesh, net *netnstest.Topology, bin string) *kubelet {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "weft-kube-pods-")
 	if err != nil {
@@ -77,12 +79,13 @@ func newKubelet(t *testing.T, m *mesh, net *network, bin string) *kubelet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var hosts strings.Builder
+	hosts := map[string]string{controlName: net.HostIP(), controlName + ".cluster.local": net.HostIP()}
 	for _, s := range svcs.Items {
-		fmt.Fprintf(&hosts, "%s %s %s.%s %s.%s.svc %s.%s.svc.cluster.local\n", s.Spec.ClusterIP, s.Name, s.Name, s.Namespace, s.Name, s.Namespace, s.Name, s.Namespace)
+		for _, name := range []string{s.Name, s.Name + "." + s.Namespace, s.Name + "." + s.Namespace + ".svc", s.Name + "." + s.Namespace + ".svc.cluster.local"} {
+			hosts[name] = s.Spec.ClusterIP
+		}
 	}
-	fmt.Fprintf(&hosts, "%s %s %s.cluster.local\n", net.hostIP(), controlName, controlName)
-	return &kubelet{t: t, m: m, net: net, bin: bin, dir: dir, next: 10, hosts: hosts.String()}
+	return &kubelet{t: t, m: m, net: net, bin: bin, dir: dir, next: 10, hosts: hosts}
 }
 
 // start runs pod p: network, status with its IP, volumes, the init
@@ -93,14 +96,16 @@ func (k *kubelet) start(ctx context.Context, p *corev1.Pod) *runningPod {
 	t.Helper()
 	host := k.next
 	k.next++
-	netns, ip := k.net.addPod(p.Name, host, p.Namespace, k.hosts)
-	rp := &runningPod{k: k, netns: netns, ip: ip}
+	dns := netnstest.PodDNS(p.Namespace)
+	dns.Hostname = p.Name
+	pn := k.net.Add(strconv.Itoa(host), host, k.hosts, dns)
+	rp := &runningPod{k: k, netns: pn.Name, ip: pn.IP}
 	// The sandbox is up: the pod has its IP (what the downward API's
 	// status.podIP reads from then on).
 	p = k.updateStatus(ctx, p, func(s *corev1.PodStatus) {
 		s.Phase = corev1.PodPending
-		s.PodIP, s.PodIPs = ip, []corev1.PodIP{{IP: ip}}
-		s.HostIP, s.HostIPs = k.net.hostIP(), []corev1.HostIP{{IP: k.net.hostIP()}}
+		s.PodIP, s.PodIPs = pn.IP, []corev1.PodIP{{IP: pn.IP}}
+		s.HostIP, s.HostIPs = k.net.HostIP(), []corev1.HostIP{{IP: k.net.HostIP()}}
 		setCondition(s, corev1.PodScheduled, true)
 	})
 	rp.pod = p

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -63,7 +64,7 @@ func startMesh(t *testing.T, ip, bin string) *mesh {
 	// :15012, which the pods' hosts files map to ip (kube-dns would answer
 	// the Service's ClusterIP).
 	xdsPort, secPort := 15010, 15012
-	webhook := net.JoinHostPort("127.0.0.1", itoa(freePort(t, "127.0.0.1")))
+	webhook := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
 	ctx := context.Background()
 	if _, err := install.Install(ctx, install.Options{
 		RenderOptions: install.RenderOptions{Set: []string{"webhook.url=https://" + webhook}},
@@ -79,8 +80,8 @@ func startMesh(t *testing.T, ip, bin string) *mesh {
 	}
 	cp, err := controlplane.New(controlplane.Options{
 		Kubernetes:     &controlplane.KubernetesOptions{Config: sa, Namespace: "istio-system", CASecrets: true},
-		XDSAddress:     net.JoinHostPort(ip, itoa(xdsPort)),
-		SecureAddress:  net.JoinHostPort(ip, itoa(secPort)),
+		XDSAddress:     net.JoinHostPort(ip, strconv.Itoa(xdsPort)),
+		SecureAddress:  net.JoinHostPort(ip, strconv.Itoa(secPort)),
 		HTTPAddress:    "127.0.0.1:0",
 		WebhookAddress: webhook,
 		CA:             ca.Options{Logger: slog.New(rec)},
@@ -287,32 +288,4 @@ func buildBinaries(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return dir
-}
-
-// ensureTools installs Debian's iptables package when iptables-restore is
-// missing (the test runs as root), as test/capture does.
-func ensureTools(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("iptables-restore"); err == nil {
-		return
-	}
-	t.Logf("installing iptables (apt-get)")
-	install := func() (string, error) { return aptGet("install", "-y", "--no-install-recommends", "iptables") }
-	if out, err := install(); err != nil {
-		if out2, err2 := aptGet("update"); err2 != nil {
-			t.Fatalf("apt-get install iptables: %v\n%s\napt-get update: %v\n%s", err, out, err2, out2)
-		}
-		if out, err := install(); err != nil {
-			t.Fatalf("apt-get install iptables: %v\n%s", err, out)
-		}
-	}
-}
-
-func aptGet(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "apt-get", args...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }
