@@ -24,7 +24,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,7 +133,7 @@ func TestTransparentCapture(t *testing.T) {
 		t.Skip("transparent capture needs root (network namespaces, netfilter rules, switching the proxy's user): run go test as root")
 	}
 	netnstest.EnsureTools(t, netnstest.IPTables, netnstest.NFTables)
-	bin := buildBinaries(t)
+	bin := netnstest.BuildCommands(t, "../../cmd/weft", "../../cmd/weft-proxy")
 	tp := netnstest.New(t, netnstest.Options{Prefix: "wc", Subnet: 213})
 	a := tp.Add("a", 2, map[string]string{"hello.default.svc.cluster.local": vip, "weft-control": tp.HostIP()}, netnstest.NSOptions{})
 	b := tp.Add("b", 3, map[string]string{"weft-control": tp.HostIP()}, netnstest.NSOptions{})
@@ -416,19 +415,4 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// buildBinaries builds weft and weft-proxy into a directory for the test.
-func buildBinaries(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if p, err := exec.LookPath("go"); err == nil {
-		gobin = p
-	}
-	cmd := exec.Command(gobin, "build", "-o", dir, "../../cmd/weft", "../../cmd/weft-proxy")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return dir
 }

@@ -77,7 +77,7 @@ func TestBookinfoOnKubernetes(t *testing.T) {
 	}
 	netnstest.EnsureTools(t, netnstest.IPTables)
 	start := time.Now()
-	bin := buildBinaries(t)
+	bin := netnstest.BuildCommands(t, "../../cmd/weft", "../../cmd/weft-proxy")
 	t.Logf("binaries built in %v", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	defer func() { t.Logf("test ran %v after the build", time.Since(start).Round(time.Millisecond)) }()

@@ -6,10 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,26 +263,3 @@ func (v *recorderView) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (v *recorderView) WithGroup(string) slog.Handler { return v }
-
-// buildBinaries builds weft and weft-proxy into a directory every user
-// can read (the sidecar runs as UID 1337); removed at the test's end.
-func buildBinaries(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "weft-kube-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if p, err := exec.LookPath("go"); err == nil {
-		gobin = p
-	}
-	cmd := exec.Command(gobin, "build", "-o", dir, "../../cmd/weft", "../../cmd/weft-proxy")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return dir
-}
