@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/install"
 	"github.com/weftmesh/weft/internal/kubetest"
+	"github.com/weftmesh/weft/internal/syncbuf"
 )
 
 // TestChartCommandLine runs weft-control with the command line of the
@@ -58,7 +57,7 @@ func TestChartCommandLine(t *testing.T) {
 		"--http-address="+httpAddr, "--mesh-config="+meshFile, "--kubeconfig="+kubeconfig)
 	t.Setenv("POD_NAMESPACE", "istio-system")
 
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(args, &stderr) }()
 	deadline := time.Now().Add(60 * time.Second)
@@ -143,22 +142,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -12,12 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/weftmesh/weft/internal/localmesh"
+	"github.com/weftmesh/weft/internal/syncbuf"
 )
 
 // TestMain lets the test binary play two more roles, chosen by
@@ -154,13 +154,13 @@ func TestUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	statusc := make(chan *localmesh.Status, 1)
 	go readUpOutput(stdout, out, statusc)
 	go func() { exited <- cmd.Wait() }()
@@ -274,7 +274,7 @@ func processesWith(kv string) []string {
 
 // readUpOutput copies weft up's stdout into out and sends the JSON status
 // (the lines from "{" to "}") once it is complete.
-func readUpOutput(r io.Reader, out *lockedBuffer, statusc chan<- *localmesh.Status) {
+func readUpOutput(r io.Reader, out *syncbuf.Buffer, statusc chan<- *localmesh.Status) {
 	sc := bufio.NewScanner(r)
 	var js strings.Builder
 	in, sent := false, false
@@ -350,28 +350,4 @@ func writeConfig(t *testing.T, path, content string) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// lockedBuffer is a strings.Builder safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) WriteString(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(s)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
 	"github.com/weftmesh/weft/internal/netnstest"
+	"github.com/weftmesh/weft/internal/syncbuf"
 )
 
 // The helper processes are this test binary run again with
@@ -341,7 +342,7 @@ func startApp(t *testing.T, w netnstest.Namespace) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -372,7 +373,7 @@ func startSidecar(t *testing.T, bin string, cp *controlPlane, w netnstest.Namesp
 		"--discovery-address", cp.xds, "--ca-address", cp.ca, "--ca-dir", cp.caDir,
 		"--sds-socket", filepath.Join(run, "sds.sock"), "--admin-address", "127.0.0.1:15000", "--metrics-address=", "--health-address=",
 		"--drain-time-s", "1", "-l", "info")
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -382,7 +383,7 @@ func startSidecar(t *testing.T, bin string, cp *controlPlane, w netnstest.Namesp
 
 // stop ends cmd at the test's end (SIGTERM, then SIGKILL after 10 s) and
 // shows its output when the test failed.
-func stop(t *testing.T, cmd *exec.Cmd, what string, out *syncBuffer) {
+func stop(t *testing.T, cmd *exec.Cmd, what string, out *syncbuf.Buffer) {
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -397,22 +398,4 @@ func stop(t *testing.T, cmd *exec.Cmd, what string, out *syncBuffer) {
 			t.Logf("%s output:\n%s", what, out.String())
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -15,33 +15,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/syncbuf"
 )
 
 // proxyProc is a weft-proxy process started from the built binary.
 type proxyProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 	exited chan struct{}
 	err    error // Wait's result, valid once exited is closed
 	addrs  map[string]string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // buildProxy builds cmd/weft-proxy into dir.
@@ -69,7 +54,7 @@ func runProxy(t *testing.T, bin, yaml string, args ...string) *proxyProc {
 		t.Fatal(err)
 	}
 	pr, pw := io.Pipe()
-	p := &proxyProc{t: t, stderr: &lockedBuffer{}, exited: make(chan struct{}), addrs: map[string]string{}}
+	p := &proxyProc{t: t, stderr: &syncbuf.Buffer{}, exited: make(chan struct{}), addrs: map[string]string{}}
 	p.cmd = exec.Command(bin, append([]string{"-c", cfg}, args...)...)
 	p.cmd.Stderr = io.MultiWriter(p.stderr, pw)
 	if err := p.cmd.Start(); err != nil {

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftmesh/weft/internal/netnstest"
+	"github.com/weftmesh/weft/internal/syncbuf"
 )
 
 // kubelet runs pods as a kubelet would, without a container runtime: the
@@ -61,7 +61,7 @@ type runningPod struct {
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 }
 
@@ -298,7 +298,7 @@ func (k *kubelet) run(rp *runningPod, c *corev1.Container, vols map[string]strin
 	t := k.t
 	t.Helper()
 	cmd := k.command(rp, c, vols)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -522,24 +522,6 @@ func podOf(t *testing.T, pods []*runningPod, app string) *runningPod {
 	}
 	t.Fatalf("no pod of app %s", app)
 	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func tail(s string) string {

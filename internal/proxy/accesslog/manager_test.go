@@ -1,7 +1,6 @@
 package accesslog
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,25 +18,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/internal/proxy/stats"
+	"github.com/weftmesh/weft/internal/syncbuf"
 )
-
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func anyOf(t testing.TB, m proto.Message) *anypb.Any {
 	t.Helper()
@@ -67,7 +49,7 @@ func textLog(t testing.TB, path, format string) *accesslogv3.AccessLog {
 func TestBuildAndWrite(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "access.log")
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	st := stats.NewStore()
 	m := NewManager(Options{Stats: st, Stdout: &stdout, Stderr: &stderr, FlushInterval: time.Hour})
 	jsonFmt, _ := structpb.NewStruct(map[string]any{"code": "%RESPONSE_CODE%"})
