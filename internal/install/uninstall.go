@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 )
 
@@ -78,6 +79,7 @@ func Uninstall(ctx context.Context, o UninstallOptions) error {
 		return err
 	}
 	for _, crd := range m.CRDs {
+		c.waitInstancesListable(ctx, crd)
 		if err := c.delete(ctx, crd); err != nil {
 			return err
 		}
@@ -122,4 +124,30 @@ func (c *client) deleteRootCerts(ctx context.Context) error {
 		fmt.Fprintf(c.out, "configmap/%s deleted (namespace %s)\n", cm.Name, cm.Namespace)
 	}
 	return nil
+}
+
+// waitInstancesListable waits (up to a minute) until the instances of crd
+// can be listed. The API server's CRD finalizer lists them before it lets
+// the CRD go; a CRD applied moments ago may still have its storage
+// initializing ("storage is (re)initializing"), and each failed attempt
+// backs the finalizer off further (minutes), leaving the CRD Terminating.
+// A CRD that is not served (already gone) returns at once.
+func (c *client) waitInstancesListable(ctx context.Context, crd *unstructured.Unstructured) {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	plural, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "plural")
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	version := ""
+	for _, v := range versions {
+		if vm, ok := v.(map[string]any); ok && vm["storage"] == true {
+			version, _ = vm["name"].(string)
+		}
+	}
+	if group == "" || plural == "" || version == "" {
+		return
+	}
+	ri := c.dyn.Resource(schema.GroupVersionResource{Group: group, Version: version, Resource: plural})
+	_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := ri.List(ctx, metav1.ListOptions{Limit: 1})
+		return err == nil || apierrors.IsNotFound(err), nil
+	})
 }
