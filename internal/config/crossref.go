@@ -28,9 +28,9 @@ import (
 // Visibility (exportTo) is not taken into account: any namespace's
 // DestinationRule or ServiceEntry counts, so the checks never reject
 // configuration Istio would accept for a given proxy.
-func crossCheck(items []*loaded, platformSuffix string) {
+func crossCheck(items []*loaded, platform Platform) {
 	x := newIndex(items)
-	x.platformSuffix = platformSuffix
+	x.platform = platform
 	for _, it := range items {
 		vs, ok := it.obj.Spec.(*networking.VirtualService)
 		if !ok {
@@ -44,12 +44,23 @@ func crossCheck(items []*loaded, platformSuffix string) {
 	}
 }
 
+// Platform describes the hosts a platform defines beside the
+// ServiceEntries: on Kubernetes, the Services under ".svc.<domain>".
+type Platform struct {
+	// Suffix is the domain of the platform's hosts (".svc.cluster.local");
+	// empty: none (file mode), every host needs a ServiceEntry.
+	Suffix string
+	// Hosts, when set, answers for a host under Suffix: its ports and
+	// whether the platform has it; ok is false while the platform
+	// cannot say (its caches have not synced), and such hosts are not
+	// reported. Nil: hosts under Suffix are assumed to exist.
+	Hosts func(host string) (ports []*networking.ServicePort, found, ok bool)
+}
+
 // index holds what the cross-object checks look up.
 type index struct {
-	// platformSuffix, when set, is the domain of hosts the platform
-	// defines (Kubernetes Services: ".svc.cluster.local"): a destination
-	// there is not reported as unknown for want of a ServiceEntry.
-	platformSuffix string
+	// platform: the hosts a platform (Kubernetes) defines.
+	platform Platform
 	// subsets maps a DestinationRule's resolved host to the subsets of
 	// each DestinationRule for it.
 	subsets map[string][]drSubsets
@@ -148,13 +159,26 @@ func (x *index) checkDestination(it *loaded, rd routeDest) {
 		}
 	}
 	ports, known := x.servicePorts(host)
+	onPlatform := x.platform.Suffix != "" && strings.HasSuffix(host, x.platform.Suffix)
+	if !known && onPlatform && x.platform.Hosts != nil {
+		p, found, ok := x.platform.Hosts(host)
+		switch {
+		case !ok:
+			return // the platform cannot say yet
+		case !found:
+			it.problem(rd.path.f("host"), fmt.Sprintf("host %s is not a Service of the cluster, nor defined by any ServiceEntry", describeHost(d.GetHost(), host)), true)
+			return
+		}
+		ports, known = p, true
+	}
 	switch {
-	case !known && x.platformSuffix != "" && strings.HasSuffix(host, x.platformSuffix):
-		// A Kubernetes Service: the configuration cannot say.
+	case !known && onPlatform:
+		// A Kubernetes Service, and no registry to ask: the
+		// configuration cannot say.
 	case !known:
 		it.problem(rd.path.f("host"), fmt.Sprintf("host %s is not defined by any ServiceEntry", describeHost(d.GetHost(), host)), true)
 	case d.GetPort() != nil && !hasPort(ports, d.GetPort().GetNumber()):
-		it.problem(rd.path.f("port").f("number"), fmt.Sprintf("port %d is not a port of %s (its ServiceEntry ports: %s)", d.GetPort().GetNumber(), host, portList(ports)), true)
+		it.problem(rd.path.f("port").f("number"), fmt.Sprintf("port %d is not a port of %s (its ports: %s)", d.GetPort().GetNumber(), host, portList(ports)), true)
 	case d.GetPort() == nil && distinctPorts(ports) > 1:
 		it.problem(rd.path, fmt.Sprintf("%s has several ports (%s): set destination.port.number", host, portList(ports)), true)
 	}

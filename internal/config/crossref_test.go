@@ -85,7 +85,7 @@ http:
 - route: [{destination: {host: reviews, port: {number: 80}}}]
 `, want: []string{
 			"W spec.http[0].route[0].destination: reviews.default.svc.cluster.local has several ports (9080, 9443): set destination.port.number",
-			"W spec.http[1].route[0].destination.port.number: port 80 is not a port of reviews.default.svc.cluster.local (its ServiceEntry ports: 9080, 9443)",
+			"W spec.http[1].route[0].destination.port.number: port 80 is not a port of reviews.default.svc.cluster.local (its ports: 9080, 9443)",
 		}},
 		{name: "gateways", vs: `hosts: [a.example.com]
 gateways: [istio-system/missing, gw]

@@ -116,8 +116,8 @@ func LoadFiles(paths ...string) (*LoadResult, error) {
 
 // loader accumulates the documents of one load.
 type loader struct {
-	// platformSuffix: see index.platformSuffix ("" outside Kubernetes).
-	platformSuffix string
+	// platform: the hosts a platform defines (zero outside Kubernetes).
+	platform Platform
 	cache          fileCache // nil: decode every file
 	items          []*loaded
 	files          []string
@@ -193,7 +193,7 @@ func (l *loader) unreadable(path string, err error) {
 
 // result assembles the load: duplicates, cross-object checks, sorting.
 func (l *loader) result() *LoadResult {
-	crossCheck(dedupe(l.items), l.platformSuffix)
+	crossCheck(dedupe(l.items), l.platform)
 	r := &LoadResult{Files: l.files, Incomplete: l.incomplete, Errors: l.errs}
 	rejected := map[Key]bool{}
 	for _, it := range l.items {

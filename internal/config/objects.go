@@ -27,12 +27,12 @@ type ObjectInput struct {
 // objects that changed. It is used by one goroutine at a time (the
 // Kubernetes source serializes its reloads); the zero value is ready.
 type ObjectDecoder struct {
-	// PlatformSuffix is the domain of the hosts the platform defines
-	// (Kubernetes Services, ".svc.cluster.local"): destinations there are
-	// not reported as "not defined by any ServiceEntry". Empty: every host
-	// needs a ServiceEntry, as in file mode.
-	PlatformSuffix string
-	cache          map[string]*loaded
+	// Platform is the hosts the platform defines (Kubernetes Services
+	// under ".svc.cluster.local"): destinations there are checked against
+	// Platform.Hosts, not reported as "not defined by any ServiceEntry".
+	// Zero: every host needs a ServiceEntry, as in file mode.
+	Platform Platform
+	cache    map[string]*loaded
 }
 
 // Load decodes every input into one configuration, as LoadDir does for a
@@ -45,7 +45,7 @@ func (d *ObjectDecoder) Load(in []ObjectInput) *LoadResult {
 		d.cache = map[string]*loaded{}
 	}
 	seen := make(map[string]bool, len(in))
-	l := loader{platformSuffix: d.PlatformSuffix}
+	l := loader{platform: d.Platform}
 	for _, x := range in {
 		it := d.cache[x.Revision]
 		if it == nil || x.Revision == "" {

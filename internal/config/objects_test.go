@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -159,7 +160,53 @@ func TestObjectDecoderPlatformHosts(t *testing.T) {
 	if got := warnings(&ObjectDecoder{}); !reflect.DeepEqual(got, []string{"ext", "reviews"}) && !reflect.DeepEqual(got, []string{"reviews", "ext"}) {
 		t.Errorf("file mode: host warnings for %v, want ext and reviews", got)
 	}
-	if got := warnings(&ObjectDecoder{PlatformSuffix: ".svc.cluster.local"}); !reflect.DeepEqual(got, []string{"ext"}) {
+	if got := warnings(&ObjectDecoder{Platform: Platform{Suffix: ".svc.cluster.local"}}); !reflect.DeepEqual(got, []string{"ext"}) {
 		t.Errorf("Kubernetes: host warnings for %v, want only ext (reviews.shop.svc.cluster.local is a Service)", got)
+	}
+}
+
+// TestObjectDecoderPlatformLookup: with the cluster's Services to ask
+// (Platform.Hosts), a destination naming no Service is reported, one
+// naming a Service is not, a port the Service lacks is reported, and
+// nothing is reported while the registry cannot say yet.
+func TestObjectDecoderPlatformLookup(t *testing.T) {
+	src := Source{File: "kubernetes", Doc: -1}
+	vs := func(name, host string, port int) ObjectInput {
+		dest := fmt.Sprintf(`{"host":%q}`, host)
+		if port != 0 {
+			dest = fmt.Sprintf(`{"host":%q,"port":{"number":%d}}`, host, port)
+		}
+		return ObjectInput{Source: src, Content: object(t, fmt.Sprintf(`{"apiVersion":"networking.istio.io/v1","kind":"VirtualService",
+		  "metadata":{"name":%q,"namespace":"shop"},"spec":{"hosts":[%q],"http":[{"route":[{"destination":%s}]}]}}`, name, host, dest))}
+	}
+	in := []ObjectInput{vs("known", "reviews", 0), vs("missing", "ghost", 0), vs("badport", "reviews", 8080)}
+	var synced bool
+	d := &ObjectDecoder{Platform: Platform{Suffix: ".svc.cluster.local", Hosts: func(host string) ([]*networking.ServicePort, bool, bool) {
+		if host == "reviews.shop.svc.cluster.local" {
+			return []*networking.ServicePort{{Number: 9080, Name: "http", Protocol: "HTTP"}}, true, synced
+		}
+		return nil, false, synced
+	}}}
+	problems := func() map[string]string {
+		out := map[string]string{}
+		for _, e := range d.Load(in).Errors {
+			out[e.Key.Name] = e.Path + ": " + e.Message
+		}
+		return out
+	}
+	if got := problems(); len(got) != 0 {
+		t.Errorf("before the registry synced: %v, want none", got)
+	}
+	synced = true
+	got := problems()
+	if !strings.Contains(got["missing"], "host ghost (ghost.shop.svc.cluster.local) is not a Service of the cluster") ||
+		!strings.HasSuffix(strings.SplitN(got["missing"], ":", 2)[0], "destination.host") {
+		t.Errorf("missing Service: %q", got["missing"])
+	}
+	if !strings.Contains(got["badport"], "port 8080 is not a port of reviews.shop.svc.cluster.local (its ports: 9080)") {
+		t.Errorf("port the Service lacks: %q", got["badport"])
+	}
+	if p, ok := got["known"]; ok {
+		t.Errorf("known Service reported: %q", p)
 	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/config"
+	configkube "github.com/weftmesh/weft/internal/config/kube"
 	"github.com/weftmesh/weft/internal/dashboard"
 	"github.com/weftmesh/weft/internal/inject"
 	"github.com/weftmesh/weft/internal/model"
@@ -100,10 +101,13 @@ const (
 
 // ControlPlane is a running weft-control.
 type ControlPlane struct {
-	o          Options
-	log        *slog.Logger
-	store      *config.Store
-	config     configSource // kubeconfig.go
+	o      Options
+	log    *slog.Logger
+	store  *config.Store
+	config configSource // kubeconfig.go
+	// kubeConfig is config when it is the Kubernetes source (nil
+	// otherwise): told to check again when the cluster's Services change.
+	kubeConfig *configkube.Source
 	webhook    *webhookServer
 	files      *registry.File
 	translator *translate.Translator

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -63,6 +64,9 @@ type kubeState struct {
 	// caBundle publishes the mesh root (kubecabundle.go); nil without
 	// the CA.
 	caBundle *caBundlePublisher
+	// hosts is the cluster's Services for the configuration checks
+	// (kubehosts.go); nil until the registry synced.
+	hosts atomic.Pointer[kubeHosts]
 }
 
 // setupKubernetes creates the Kubernetes registry, merges it with the
@@ -99,6 +103,7 @@ func (c *ControlPlane) setupKubernetes() error {
 
 // onKubernetesChange runs on the registry's goroutine after a rebuild.
 func (c *ControlPlane) onKubernetesChange() {
+	c.refreshKubeHosts()
 	c.reasonsMu.Lock()
 	c.reasons[triggerService] = true // Services and EndpointSlices are not told apart
 	c.reasonsMu.Unlock()
@@ -124,6 +129,7 @@ func (c *ControlPlane) startKubernetes(ctx context.Context, errc chan<- error) e
 	select {
 	case <-c.kube.registry.Synced():
 		c.log.Info("Kubernetes caches synced", "services", len(c.kube.registry.Services()))
+		c.refreshKubeHosts()
 		return nil
 	case err := <-failed:
 		if err == nil {

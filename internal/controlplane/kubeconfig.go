@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	networking "istio.io/api/networking/v1alpha3"
 	"net"
 	"net/http"
 	"time"
@@ -57,12 +58,17 @@ func (c *ControlPlane) newConfigSource() (configSource, error) {
 // newKubeSource watches the Istio custom resources of the cluster and
 // loads them once (the initial lists are awaited, at most a minute).
 func (c *ControlPlane) newKubeSource() (configSource, error) {
+	var hosts func(string) ([]*networking.ServicePort, bool, bool)
+	if c.kube != nil {
+		hosts = c.platformHosts
+	}
 	s, err := kube.New(kube.Options{
-		Config:   c.o.Kubernetes.Config,
-		Store:    c.store,
-		Debounce: c.o.Debounce,
-		OnChange: c.onConfigChange,
-		OnError:  func(err error) { c.log.Warn("watching the Kubernetes configuration", "err", err) },
+		Config:        c.o.Kubernetes.Config,
+		PlatformHosts: hosts,
+		Store:         c.store,
+		Debounce:      c.o.Debounce,
+		OnChange:      c.onConfigChange,
+		OnError:       func(err error) { c.log.Warn("watching the Kubernetes configuration", "err", err) },
 	})
 	if err != nil {
 		return nil, err
@@ -71,6 +77,7 @@ func (c *ControlPlane) newKubeSource() (configSource, error) {
 		s.Close()
 		return nil, err
 	}
+	c.kubeConfig = s
 	return s, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -127,6 +128,41 @@ func TestKubernetesConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal("the ServiceEntry applied to the cluster did not reach the pushed snapshot")
 	}
+
+	// A VirtualService naming a Service the cluster does not have: its
+	// status says so (Istio's analyzer: IST0101); once the Service
+	// exists, the message goes.
+	vs := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+		"metadata": map[string]any{"name": "ratings", "namespace": "shop"},
+		"spec": map[string]any{"hosts": []any{"ratings"},
+			"http": []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "ratings"}}}}}},
+	}}
+	vsGVR := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	if _, err := dyn.Resource(vsGVR).Namespace("shop").Create(ctx, vs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	statusText := func(ctx context.Context) (string, error) {
+		u, err := dyn.Resource(vsGVR).Namespace("shop").Get(ctx, "ratings", metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		msgs, _, _ := unstructured.NestedSlice(u.Object, "status", "validationMessages")
+		return fmt.Sprint(msgs), nil
+	}
+	eventually(t, "a status message for the missing Service", func(ctx context.Context) (bool, error) {
+		text, err := statusText(ctx)
+		return strings.Contains(text, "host ratings (ratings.shop.svc.cluster.local) is not a Service of the cluster"), err
+	})
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ratings", Namespace: "shop"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}
+	if _, err := kc.Client.CoreV1().Services("shop").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the status message gone once the Service exists", func(ctx context.Context) (bool, error) {
+		text, err := statusText(ctx)
+		return err == nil && !strings.Contains(text, "not a Service"), err
+	})
 
 	// The webhook: TLS verified with the mesh root under the Service's
 	// name, an invalid object denied with its field path.

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	networking "istio.io/api/networking/v1alpha3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -53,6 +54,12 @@ type Options struct {
 	// "cluster.local"): destinations under ".svc."+DomainSuffix are
 	// Kubernetes Services, not reported for want of a ServiceEntry.
 	DomainSuffix string
+	// PlatformHosts, when set, answers whether a host under
+	// ".svc."+DomainSuffix is a Service of the cluster (and its ports),
+	// so that destinations naming no Service are reported in the
+	// objects' status; call Recheck when its answers change. See
+	// config.Platform.Hosts.
+	PlatformHosts func(host string) (ports []*networking.ServicePort, found, ok bool)
 	// Client and Discovery replace the clients built from Config (tests).
 	Client    dynamic.Interface
 	Discovery discovery.DiscoveryInterface
@@ -141,7 +148,7 @@ func New(o Options) (*Source, error) {
 	}
 	return &Source{
 		o:       o,
-		decoder: config.ObjectDecoder{PlatformSuffix: ".svc." + o.DomainSuffix},
+		decoder: config.ObjectDecoder{Platform: config.Platform{Suffix: ".svc." + o.DomainSuffix, Hosts: o.PlatformHosts}},
 		client:  o.Client,
 		factory: dynamicinformer.NewFilteredDynamicSharedInformerFactory(o.Client, 0, o.Namespace, nil),
 		changes: make(chan struct{}, 1),
@@ -255,6 +262,11 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// Recheck schedules a reload (debounced as a change of the objects): the
+// answers of Options.PlatformHosts changed, so the cross-object checks
+// may report otherwise.
+func (s *Source) Recheck() { s.signal() }
 
 // signal schedules a reload.
 func (s *Source) signal() {
