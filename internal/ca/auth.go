@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/metadata"
@@ -25,7 +26,7 @@ var (
 
 // Authenticator establishes who calls the CSR service, as Istio's
 // security.Authenticator does. Implementations: TokenAuthenticator (local
-// mode), KubeAuthenticator (Kubernetes TokenReview) and Authenticators (a
+// mode), kubeca.KubeAuthenticator (Kubernetes TokenReview) and Authenticators (a
 // chain of them).
 //
 // Authenticate is called once per request, from the gRPC handler's
@@ -79,4 +80,34 @@ func BearerToken(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: the authorization header is not \"Bearer <token>\"", ErrUnauthenticated)
 	}
 	return tok, nil
+}
+
+// Authenticators tries each authenticator in order and returns the first
+// identity established. An authenticator that says ErrUnauthenticated
+// passes the request to the next; any other error stops the chain (the
+// caller retries). When all refuse, the error lists each one's reason.
+// Safe for concurrent use when its members are.
+type Authenticators []Authenticator
+
+var _ Authenticator = Authenticators(nil)
+
+// Authenticate implements Authenticator.
+func (as Authenticators) Authenticate(ctx context.Context) (Identity, error) {
+	var reasons []string
+	for _, a := range as {
+		id, err := a.Authenticate(ctx)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, ErrUnauthenticated) {
+			return Identity{}, err
+		}
+		if r := strings.TrimPrefix(err.Error(), ErrUnauthenticated.Error()+": "); !slices.Contains(reasons, r) {
+			reasons = append(reasons, r)
+		}
+	}
+	if len(reasons) == 0 {
+		return Identity{}, fmt.Errorf("%w: no authenticator is configured", ErrUnauthenticated)
+	}
+	return Identity{}, fmt.Errorf("%w: %s", ErrUnauthenticated, strings.Join(reasons, "; "))
 }

@@ -7,7 +7,7 @@
 // Istio agent, or weft-proxy's, can obtain certificates with a CSR.
 //
 // The CA directory holds root-cert.pem, root-key.pem (0600) and token-key
-// (0600). On Kubernetes (NewKube, kubesecret.go) the material lives in
+// (0600). On Kubernetes (kubeca.NewKube, package kubeca) the material lives in
 // Secrets instead, in Istio's layout, shared by the replicas: the plug-in
 // CA cacerts when present, else istio-ca-secret, created by the first
 // replica (Options.Store, rootstore.go). Keys, tokens and certificates are never logged (subjects,
@@ -63,7 +63,7 @@ type Options struct {
 	// key are loaded from it, or generated and created there on the first
 	// start; when another replica creates them first, theirs are used, so
 	// that replicas sharing the store share the root (Kubernetes: the
-	// Secret istio-ca-secret, SecretStore).
+	// Secret istio-ca-secret, kubeca.SecretStore).
 	Store RootStore
 	// Supplied, with Store, is a user-supplied signing CA in memory
 	// (Istio's plug-in Secret cacerts), checked as CertFile, KeyFile and
@@ -142,6 +142,19 @@ func New(o Options) (*CA, error) {
 	}
 	c.warnExpiry()
 	return c, nil
+}
+
+// NewContext is New with ctx bounding the calls to Options.Store (New
+// gives them 30 s); with no Store it is New. For a store whose caller
+// has its own deadline (kubeca.NewKube).
+func NewContext(ctx context.Context, o Options) (*CA, error) {
+	if o.Store == nil {
+		return New(o)
+	}
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	return newFromStore(ctx, o)
 }
 
 // defaults fills and checks the options.

@@ -1,10 +1,9 @@
-package ca
+package ca_test
 
 import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/weftmesh/weft/internal/ca"
+	"github.com/weftmesh/weft/internal/ca/kubeca"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
 
@@ -31,39 +32,39 @@ func TestKubeAuthenticator(t *testing.T) {
 	defer cancel()
 	client := cluster.Client
 	createServiceAccounts(ctx, t, client, "shop", "cart", "db")
-	good := requestToken(ctx, t, client, "shop", "cart", DefaultTokenAudience)
+	good := requestToken(ctx, t, client, "shop", "cart", kubeca.DefaultTokenAudience)
 	otherAud := requestToken(ctx, t, client, "shop", "cart", "some-other-audience")
 	forged := forgeSubject(t, good, "system:serviceaccount:shop:db")
 
-	c := newTestCA(t, Options{})
-	auth, err := NewKubeAuthenticator(KubeAuthenticatorOptions{Client: client})
+	c := ca.NewTestCA(t, ca.Options{})
+	auth, err := kubeca.NewKubeAuthenticator(kubeca.KubeAuthenticatorOptions{Client: client})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The bootstrap tokens stay usable beside Kubernetes tokens.
-	csrClient := serve(t, c, Authenticators{auth, TokenAuthenticator{Keys: c.Tokens()}})
-	bootstrap, err := c.Tokens().Mint(Identity{"local", "vm"}, time.Hour)
+	csrClient := ca.Serve(t, c, ca.Authenticators{auth, ca.TokenAuthenticator{Keys: c.Tokens()}})
+	bootstrap, err := c.Tokens().Mint(ca.Identity{Namespace: "local", ServiceAccount: "vm"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := ecKey(t)
-	cart := csrPEM(t, key, "spiffe://cluster.local/ns/shop/sa/cart")
+	key := ca.ECKey(t)
+	cart := ca.CSRPEM(t, key, "spiffe://cluster.local/ns/shop/sa/cart")
 	tests := []struct {
 		name, tok, csr string
 		code           codes.Code
 		want           string // the leaf's URI when OK, else part of the message
 	}{
 		{"projected token", good, cart, codes.OK, "spiffe://cluster.local/ns/shop/sa/cart"},
-		{"no SAN asked", good, csrPEM(t, key), codes.OK, "spiffe://cluster.local/ns/shop/sa/cart"},
-		{"bootstrap token in the chain", bootstrap, csrPEM(t, key), codes.OK, "spiffe://cluster.local/ns/local/sa/vm"},
-		{"another identity", good, csrPEM(t, key, "spiffe://cluster.local/ns/shop/sa/db"), codes.PermissionDenied, "own identity"},
+		{"no SAN asked", good, ca.CSRPEM(t, key), codes.OK, "spiffe://cluster.local/ns/shop/sa/cart"},
+		{"bootstrap token in the chain", bootstrap, ca.CSRPEM(t, key), codes.OK, "spiffe://cluster.local/ns/local/sa/vm"},
+		{"another identity", good, ca.CSRPEM(t, key, "spiffe://cluster.local/ns/shop/sa/db"), codes.PermissionDenied, "own identity"},
 		{"forged token", forged, cart, codes.Unauthenticated, "cryptographic"},
 		{"other audience", otherAud, cart, codes.Unauthenticated, "is invalid for the target audiences"},
 		{"garbage", "not-a-token", cart, codes.Unauthenticated, "TokenReview"},
 		{"no token", "", cart, codes.Unauthenticated, "no credentials"},
 	}
 	for _, tt := range tests {
-		resp, err := csrClient.CreateCertificate(withToken(t, tt.tok), &pb.IstioCertificateRequest{Csr: tt.csr})
+		resp, err := csrClient.CreateCertificate(ca.WithToken(t, tt.tok), &pb.IstioCertificateRequest{Csr: tt.csr})
 		st := status.Convert(err)
 		if st.Code() != tt.code {
 			t.Errorf("%s: %v %q, want %v", tt.name, st.Code(), st.Message(), tt.code)
@@ -79,7 +80,7 @@ func TestKubeAuthenticator(t *testing.T) {
 			}
 			continue
 		}
-		leaf := verifyChain(t, c, resp.GetCertChain())
+		leaf := ca.VerifyChain(t, c, resp.GetCertChain())
 		if len(leaf.URIs) != 1 || leaf.URIs[0].String() != tt.want {
 			t.Errorf("%s: URIs %v, want %s", tt.name, leaf.URIs, tt.want)
 		}
@@ -92,11 +93,11 @@ func TestKubeAuthenticator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unreachable, err := NewKubeAuthenticator(KubeAuthenticatorOptions{Client: bc})
+	unreachable, err := kubeca.NewKubeAuthenticator(kubeca.KubeAuthenticatorOptions{Client: bc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = serve(t, c, unreachable).CreateCertificate(withToken(t, good), &pb.IstioCertificateRequest{Csr: cart})
+	_, err = ca.Serve(t, c, unreachable).CreateCertificate(ca.WithToken(t, good), &pb.IstioCertificateRequest{Csr: cart})
 	if st := status.Convert(err); st.Code() != codes.Unavailable {
 		t.Errorf("unreachable API server: %v %q, want Unavailable", st.Code(), st.Message())
 	}
@@ -157,62 +158,3 @@ func forgeSubject(t *testing.T, tok, sub string) string {
 	parts[1] = base64.RawURLEncoding.EncodeToString(raw)
 	return strings.Join(parts, ".")
 }
-
-// TestKubeIdentity: what a TokenReview result must say to become an
-// identity.
-func TestKubeIdentity(t *testing.T) {
-	a, err := NewKubeAuthenticator(KubeAuthenticatorOptions{Client: &kubernetes.Clientset{}, Audiences: []string{"istio-ca", ""}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa := authnv1.UserInfo{Username: "system:serviceaccount:shop:cart", Groups: []string{"system:serviceaccounts", "system:serviceaccounts:shop", "system:authenticated"}}
-	for _, tt := range []struct {
-		name string
-		st   authnv1.TokenReviewStatus
-		want Identity
-		err  string
-	}{
-		{"service account", authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"istio-ca"}, User: sa}, Identity{"shop", "cart"}, ""},
-		{"not authenticated", authnv1.TokenReviewStatus{Error: "token has expired"}, Identity{}, "token has expired"},
-		{"no audience", authnv1.TokenReviewStatus{Authenticated: true, User: sa}, Identity{}, "not valid for audience istio-ca"},
-		{"other audience", authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"api"}, User: sa}, Identity{}, "audience"},
-		{"a user", authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"istio-ca"}, User: authnv1.UserInfo{Username: "alice", Groups: []string{"system:authenticated"}}}, Identity{}, "not a Kubernetes service account"},
-		{"malformed name", authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"istio-ca"}, User: authnv1.UserInfo{Username: "system:serviceaccount:shop", Groups: sa.Groups}}, Identity{}, "not of the form"},
-		{"extra colon", authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"istio-ca"}, User: authnv1.UserInfo{Username: "system:serviceaccount:shop:a:b", Groups: sa.Groups}}, Identity{}, "not of the form"},
-		{"bad namespace", authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"istio-ca"}, User: authnv1.UserInfo{Username: "system:serviceaccount:Shop:cart", Groups: sa.Groups}}, Identity{}, "namespace"},
-	} {
-		got, err := a.identity(tt.st)
-		if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && (!errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), tt.err))) {
-			t.Errorf("%s: %v, %v; want %v, %q", tt.name, got, err, tt.want, tt.err)
-		}
-	}
-}
-
-// TestAuthenticatorsChain: the first identity wins; refusals pass on and
-// are listed; an authenticator that cannot decide stops the chain.
-func TestAuthenticatorsChain(t *testing.T) {
-	refuse := authFunc(func(context.Context) (Identity, error) {
-		return Identity{}, errors.Join(ErrUnauthenticated, errors.New("nope"))
-	})
-	accept := authFunc(func(context.Context) (Identity, error) { return Identity{"a", "b"}, nil })
-	for _, tt := range []struct {
-		name                string
-		chain               Authenticators
-		want                Identity
-		unauth, unavailable bool
-	}{
-		{"first refuses, second accepts", Authenticators{refuse, accept}, Identity{"a", "b"}, false, false},
-		{"all refuse", Authenticators{refuse, refuse}, Identity{}, true, false},
-		{"cannot decide", Authenticators{failingAuth{}, accept}, Identity{}, false, true},
-		{"empty", nil, Identity{}, true, false},
-	} {
-		got, err := tt.chain.Authenticate(context.Background())
-		if got != tt.want || errors.Is(err, ErrUnauthenticated) != tt.unauth || (tt.unavailable && err == nil) {
-			t.Errorf("%s: %v, %v", tt.name, got, err)
-		}
-	}
-}
-
-type authFunc func(context.Context) (Identity, error)
-
-func (f authFunc) Authenticate(ctx context.Context) (Identity, error) { return f(ctx) }

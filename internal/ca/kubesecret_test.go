@@ -1,4 +1,4 @@
-package ca
+package ca_test
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/weftmesh/weft/internal/ca"
+	"github.com/weftmesh/weft/internal/ca/kubeca"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
 
@@ -66,11 +68,11 @@ func TestKubeSecrets(t *testing.T) {
 	t.Run("istiod's secret without a token key", func(t *testing.T) { testKubeIstiodSecret(t, kc) })
 }
 
-func newKubeCA(t *testing.T, cs kubernetes.Interface, ns string) (*CA, error) {
+func newKubeCA(t *testing.T, cs kubernetes.Interface, ns string) (*ca.CA, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return NewKube(ctx, KubeCAOptions{Client: cs, Namespace: ns, CA: Options{Logger: slog.New(slog.DiscardHandler)}})
+	return kubeca.NewKube(ctx, kubeca.KubeCAOptions{Client: cs, Namespace: ns, CA: ca.Options{Logger: slog.New(slog.DiscardHandler)}})
 }
 
 // testKubeReplicas: two CAs started concurrently on an empty namespace
@@ -84,7 +86,7 @@ func testKubeReplicas(t *testing.T, kc *kubetest.Cluster) {
 	if _, err := cs.CoreV1().Secrets("default").List(context.Background(), metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("listing secrets as weft-control: %v, want Forbidden", err)
 	}
-	var a, b *CA
+	var a, b *ca.CA
 	var errA, errB error
 	var wg sync.WaitGroup
 	wg.Go(func() { a, errA = newKubeCA(t, cs, ns) })
@@ -96,34 +98,34 @@ func testKubeReplicas(t *testing.T, kc *kubetest.Cluster) {
 	if !a.Root().Equal(b.Root()) {
 		t.Fatal("the two replicas have different roots")
 	}
-	sec, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), SelfSignedSecretName, metav1.GetOptions{})
+	sec, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), kubeca.SelfSignedSecretName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sec.Type != SelfSignedSecretType {
-		t.Errorf("Secret type %q, want %q", sec.Type, SelfSignedSecretType)
+	if sec.Type != kubeca.SelfSignedSecretType {
+		t.Errorf("Secret type %q, want %q", sec.Type, kubeca.SelfSignedSecretType)
 	}
-	for _, k := range []string{SecretCACertKey, SecretCAKeyKey, SecretCertChainKey, SecretRootCertKey, SecretTokenKeyKey} {
+	for _, k := range []string{kubeca.SecretCACertKey, kubeca.SecretCAKeyKey, kubeca.SecretCertChainKey, kubeca.SecretRootCertKey, kubeca.SecretTokenKeyKey} {
 		if _, ok := sec.Data[k]; !ok {
-			t.Errorf("Secret %s has no key %s", SelfSignedSecretName, k)
+			t.Errorf("Secret %s has no key %s", kubeca.SelfSignedSecretName, k)
 		}
 	}
-	if !bytes.Equal(sec.Data[SecretCACertKey], a.RootPEM()) || !bytes.Equal(sec.Data[SecretRootCertKey], a.RootPEM()) {
+	if !bytes.Equal(sec.Data[kubeca.SecretCACertKey], a.RootPEM()) || !bytes.Equal(sec.Data[kubeca.SecretRootCertKey], a.RootPEM()) {
 		t.Error("the Secret's ca-cert.pem and root-cert.pem are not the shared root")
 	}
-	if blk, _ := pem.Decode(sec.Data[SecretCAKeyKey]); blk == nil || blk.Type != "PRIVATE KEY" {
+	if blk, _ := pem.Decode(sec.Data[kubeca.SecretCAKeyKey]); blk == nil || blk.Type != "PRIVATE KEY" {
 		t.Error("ca-key.pem is not a PEM private key")
 	}
-	if _, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), TokenKeySecretName, metav1.GetOptions{}); err == nil {
-		t.Errorf("Secret %s created although no plug-in CA is used", TokenKeySecretName)
+	if _, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), kubeca.TokenKeySecretName, metav1.GetOptions{}); err == nil {
+		t.Errorf("Secret %s created although no plug-in CA is used", kubeca.TokenKeySecretName)
 	}
 
-	cert, err := a.Sign(SignRequest{PublicKey: ecKey(t).Public(), Identity: Identity{"shop", "web"}})
+	cert, err := a.Sign(ca.SignRequest{PublicKey: ca.ECKey(t).Public(), Identity: ca.Identity{Namespace: "shop", ServiceAccount: "web"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifyChain(t, b, cert.ChainPEM)
-	tok, err := b.Tokens().Mint(Identity{"shop", "web"}, time.Hour)
+	ca.VerifyChain(t, b, cert.ChainPEM)
+	tok, err := b.Tokens().Mint(ca.Identity{Namespace: "shop", ServiceAccount: "web"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,19 +151,19 @@ func testKubeReplicas(t *testing.T, kc *kubetest.Cluster) {
 func testKubePlugged(t *testing.T, kc *kubetest.Cluster) {
 	const ns = "plugged"
 	cs := asWeftControl(t, kc, ns)
-	root := makeCA(t, "operator root", nil)
-	mid := makeCA(t, "cluster intermediate", root)
-	der, err := x509.MarshalPKCS8PrivateKey(mid.key)
+	root := ca.MakeCA(t, "operator root", nil)
+	mid := ca.MakeCA(t, "cluster intermediate", root)
+	der, err := x509.MarshalPKCS8PrivateKey(mid.Key())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cacerts := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: PluggedSecretName, Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: kubeca.PluggedSecretName, Namespace: ns},
 		Data: map[string][]byte{
-			SecretCACertKey:    pemOf(mid),
-			SecretCAKeyKey:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
-			SecretCertChainKey: pemOf(mid, root),
-			SecretRootCertKey:  pemOf(root),
+			kubeca.SecretCACertKey:    ca.PEMOf(mid),
+			kubeca.SecretCAKeyKey:     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+			kubeca.SecretCertChainKey: ca.PEMOf(mid, root),
+			kubeca.SecretRootCertKey:  ca.PEMOf(root),
 		},
 	}
 	if _, err := kc.Client.CoreV1().Secrets(ns).Create(context.Background(), cacerts, metav1.CreateOptions{}); err != nil {
@@ -171,28 +173,28 @@ func testKubePlugged(t *testing.T, kc *kubetest.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Root().Equal(root.cert) {
+	if !c.Root().Equal(root.Cert()) {
 		t.Fatalf("root %s, want the plug-in root", c.Root().Subject)
 	}
-	cert, err := c.Sign(SignRequest{PublicKey: ecKey(t).Public(), Identity: Identity{"shop", "web"}})
+	cert, err := c.Sign(ca.SignRequest{PublicKey: ca.ECKey(t).Public(), Identity: ca.Identity{Namespace: "shop", ServiceAccount: "web"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if leaf := verifyChain(t, c, cert.ChainPEM); leaf.CheckSignatureFrom(mid.cert) != nil || len(cert.ChainPEM) != 3 {
+	if leaf := ca.VerifyChain(t, c, cert.ChainPEM); leaf.CheckSignatureFrom(mid.Cert()) != nil || len(cert.ChainPEM) != 3 {
 		t.Fatalf("the leaf is not issued by the plug-in intermediate (chain of %d)", len(cert.ChainPEM))
 	}
-	if _, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), SelfSignedSecretName, metav1.GetOptions{}); err == nil {
-		t.Errorf("%s created although cacerts is present", SelfSignedSecretName)
+	if _, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), kubeca.SelfSignedSecretName, metav1.GetOptions{}); err == nil {
+		t.Errorf("%s created although cacerts is present", kubeca.SelfSignedSecretName)
 	}
-	tk, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), TokenKeySecretName, metav1.GetOptions{})
-	if err != nil || len(tk.Data[SecretTokenKeyKey]) != tokenKeyBytes {
+	tk, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), kubeca.TokenKeySecretName, metav1.GetOptions{})
+	if err != nil || len(tk.Data[kubeca.SecretTokenKeyKey]) != ca.TokenKeyBytes {
 		t.Fatalf("token key Secret: %v", err)
 	}
 	again, err := newKubeCA(t, cs, ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _ := c.Tokens().Mint(Identity{"shop", "web"}, time.Hour)
+	tok, _ := c.Tokens().Mint(ca.Identity{Namespace: "shop", ServiceAccount: "web"}, time.Hour)
 	if _, err := again.Tokens().Verify(tok); err != nil {
 		t.Fatalf("the token key is not shared: %v", err)
 	}
@@ -204,17 +206,17 @@ func testKubePlugged(t *testing.T, kc *kubetest.Cluster) {
 func testKubeIstiodSecret(t *testing.T, kc *kubetest.Cluster) {
 	const ns = "from-istiod"
 	cs := asWeftControl(t, kc, ns)
-	root := makeCA(t, "istiod root", nil)
-	der, err := x509.MarshalPKCS8PrivateKey(root.key)
+	root := ca.MakeCA(t, "istiod root", nil)
+	der, err := x509.MarshalPKCS8PrivateKey(root.Key())
 	if err != nil {
 		t.Fatal(err)
 	}
 	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: SelfSignedSecretName, Namespace: ns},
-		Type:       SelfSignedSecretType,
+		ObjectMeta: metav1.ObjectMeta{Name: kubeca.SelfSignedSecretName, Namespace: ns},
+		Type:       kubeca.SelfSignedSecretType,
 		Data: map[string][]byte{
-			SecretCACertKey: pemOf(root), SecretCAKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
-			SecretCertChainKey: nil, SecretRootCertKey: nil,
+			kubeca.SecretCACertKey: ca.PEMOf(root), kubeca.SecretCAKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+			kubeca.SecretCertChainKey: nil, kubeca.SecretRootCertKey: nil,
 		},
 	}
 	if _, err := kc.Client.CoreV1().Secrets(ns).Create(context.Background(), sec, metav1.CreateOptions{}); err != nil {
@@ -224,11 +226,11 @@ func testKubeIstiodSecret(t *testing.T, kc *kubetest.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Root().Equal(root.cert) {
+	if !c.Root().Equal(root.Cert()) {
 		t.Fatal("istiod's root is not used")
 	}
-	got, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), SelfSignedSecretName, metav1.GetOptions{})
-	if err != nil || len(got.Data[SecretTokenKeyKey]) != tokenKeyBytes {
+	got, err := kc.Client.CoreV1().Secrets(ns).Get(context.Background(), kubeca.SelfSignedSecretName, metav1.GetOptions{})
+	if err != nil || len(got.Data[kubeca.SecretTokenKeyKey]) != ca.TokenKeyBytes {
 		t.Fatalf("the token key was not added to istiod's Secret: %v", err)
 	}
 }

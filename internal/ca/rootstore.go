@@ -34,7 +34,7 @@ type Material struct {
 }
 
 // RootStore keeps a CA's material where every weft-control replica finds
-// it (a Kubernetes Secret: SecretStore). Implementations are safe for
+// it (a Kubernetes Secret: kubeca.SecretStore). Implementations are safe for
 // concurrent use by several processes: Create is the arbiter of a race.
 type RootStore interface {
 	// Load returns the stored material, or an error wrapping

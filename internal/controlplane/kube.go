@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/weftmesh/weft/internal/ca"
+	"github.com/weftmesh/weft/internal/ca/kubeca"
 	configkube "github.com/weftmesh/weft/internal/config/kube"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/registry"
@@ -37,7 +38,7 @@ type KubernetesOptions struct {
 	// Secrets are (CASecrets).
 	Namespace string
 	// CASecrets keeps the CA in Kubernetes Secrets of Namespace, shared by
-	// the replicas, as istiod does (ca.NewKube: the plug-in Secret
+	// the replicas, as istiod does (kubeca.NewKube: the plug-in Secret
 	// cacerts, else istio-ca-secret, created by the first replica); false:
 	// Options.CA's directory or files.
 	CASecrets bool
@@ -147,10 +148,10 @@ func (c *ControlPlane) startKubernetes(ctx context.Context, errc chan<- error) e
 func (c *ControlPlane) newCA(co ca.Options) (*ca.CA, error) {
 	if k := c.o.Kubernetes; k != nil && k.CASecrets {
 		ns := c.namespace()
-		c.log.Info("CA material from Kubernetes Secrets", "namespace", ns, "plug_in", ca.PluggedSecretName, "self_signed", ca.SelfSignedSecretName)
+		c.log.Info("CA material from Kubernetes Secrets", "namespace", ns, "plug_in", kubeca.PluggedSecretName, "self_signed", kubeca.SelfSignedSecretName)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		return ca.NewKube(ctx, ca.KubeCAOptions{Client: c.kube.client, Namespace: ns, CA: co})
+		return kubeca.NewKube(ctx, kubeca.KubeCAOptions{Client: c.kube.client, Namespace: ns, CA: co})
 	}
 	if co.CertFile != "" {
 		c.log.Info("CA material from files", "ca_cert", co.CertFile)
@@ -204,7 +205,7 @@ func (c *ControlPlane) authenticator() (ca.Authenticator, error) {
 	if c.kube == nil {
 		return local, nil
 	}
-	k, err := ca.NewKubeAuthenticator(ca.KubeAuthenticatorOptions{Client: c.kube.client, Audiences: c.o.Kubernetes.TokenAudiences})
+	k, err := kubeca.NewKubeAuthenticator(kubeca.KubeAuthenticatorOptions{Client: c.kube.client, Audiences: c.o.Kubernetes.TokenAudiences})
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/weftmesh/weft/internal/ca"
+	"github.com/weftmesh/weft/internal/ca/kubeca"
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/config/kube"
 	"github.com/weftmesh/weft/internal/inject"
@@ -69,9 +70,9 @@ func TestKubernetesConfig(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 	// The CA's root is the one New stored in istio-ca-secret.
-	sec, err := kc.Client.CoreV1().Secrets("istio-system").Get(ctx, ca.SelfSignedSecretName, metav1.GetOptions{})
-	if err != nil || !bytes.Equal(sec.Data[ca.SecretCACertKey], cp.CA().RootPEM()) {
-		t.Fatalf("Secret %s: %v, or another root than the CA's", ca.SelfSignedSecretName, err)
+	sec, err := kc.Client.CoreV1().Secrets("istio-system").Get(ctx, kubeca.SelfSignedSecretName, metav1.GetOptions{})
+	if err != nil || !bytes.Equal(sec.Data[kubeca.SecretCACertKey], cp.CA().RootPEM()) {
+		t.Fatalf("Secret %s: %v, or another root than the CA's", kubeca.SelfSignedSecretName, err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -1,4 +1,4 @@
-package ca
+package kubeca
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/weftmesh/weft/internal/ca"
 )
 
 // Istio's CA Secrets, in the control plane's namespace.
@@ -61,12 +63,12 @@ type SecretStore struct {
 	o SecretStoreOptions
 }
 
-var _ RootStore = (*SecretStore)(nil)
+var _ ca.RootStore = (*SecretStore)(nil)
 
 // NewSecretStore returns the store.
 func NewSecretStore(o SecretStoreOptions) (*SecretStore, error) {
 	if o.Client == nil || o.Namespace == "" {
-		return nil, errors.New("ca.NewSecretStore: SecretStoreOptions.Client and Namespace are required")
+		return nil, errors.New("kubeca.NewSecretStore: SecretStoreOptions.Client and Namespace are required")
 	}
 	if o.Name == "" {
 		o.Name = SelfSignedSecretName
@@ -78,7 +80,7 @@ func NewSecretStore(o SecretStoreOptions) (*SecretStore, error) {
 func (s *SecretStore) String() string { return "Secret " + s.o.Namespace + "/" + s.o.Name }
 
 // Load reads the Secret.
-func (s *SecretStore) Load(ctx context.Context) (*Material, error) {
+func (s *SecretStore) Load(ctx context.Context) (*ca.Material, error) {
 	sec, err := s.o.Client.CoreV1().Secrets(s.o.Namespace).Get(ctx, s.o.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("%s: %w", s, fs.ErrNotExist)
@@ -87,7 +89,7 @@ func (s *SecretStore) Load(ctx context.Context) (*Material, error) {
 		return nil, fmt.Errorf("%s: %w (weft-control needs get on secrets in %s)", s, err, s.o.Namespace)
 	}
 	d := sec.Data
-	return &Material{
+	return &ca.Material{
 		Source:   s.String(),
 		CertPEM:  d[SecretCACertKey],
 		KeyPEM:   d[SecretCAKeyKey],
@@ -100,7 +102,7 @@ func (s *SecretStore) Load(ctx context.Context) (*Material, error) {
 // Create creates the Secret: type istio.io/ca-root with Istio's four keys
 // when m holds a CA (cert-chain.pem empty for a root, as istiod writes
 // it), an Opaque Secret with weft-token-key alone otherwise.
-func (s *SecretStore) Create(ctx context.Context, m *Material) error {
+func (s *SecretStore) Create(ctx context.Context, m *ca.Material) error {
 	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: s.o.Name, Namespace: s.o.Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "weft-control"}},
 		Type:       corev1.SecretTypeOpaque,
@@ -157,7 +159,7 @@ func (s *SecretStore) AddTokenKey(ctx context.Context, key []byte) ([]byte, erro
 	return stored, nil
 }
 
-// KubeCAOptions configure KubeCA.
+// KubeCAOptions configure NewKube.
 type KubeCAOptions struct {
 	// Client and Namespace: where the CA Secrets are (weft-control's
 	// namespace; required).
@@ -165,7 +167,7 @@ type KubeCAOptions struct {
 	Namespace string
 	// CA is the rest of the CA's options (Dir, CertFile, KeyFile,
 	// ChainFile, Store and Supplied are set by NewKube).
-	CA Options
+	CA ca.Options
 }
 
 // NewKube returns a CA whose material lives in Kubernetes Secrets of
@@ -173,7 +175,7 @@ type KubeCAOptions struct {
 // (its token key then in weft-token-key), else istio-ca-secret, created
 // with a generated root on the first start of the first replica. ctx
 // bounds the API calls.
-func NewKube(ctx context.Context, o KubeCAOptions) (*CA, error) {
+func NewKube(ctx context.Context, o KubeCAOptions) (*ca.CA, error) {
 	plugged, err := NewSecretStore(SecretStoreOptions{Client: o.Client, Namespace: o.Namespace, Name: PluggedSecretName})
 	if err != nil {
 		return nil, err
@@ -191,8 +193,5 @@ func NewKube(ctx context.Context, o KubeCAOptions) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := co.defaults(); err != nil {
-		return nil, err
-	}
-	return newFromStore(ctx, co)
+	return ca.NewContext(ctx, co)
 }

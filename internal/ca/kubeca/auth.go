@@ -1,4 +1,10 @@
-package ca
+// Package kubeca keeps the mesh CA's Kubernetes parts apart from package
+// ca, so that binaries which never talk to an API server (weft-proxy, whose
+// sidecar only mints local-mode tokens with package ca) do not link
+// client-go: KubeAuthenticator checks a workload's service-account token
+// with a TokenReview, and SecretStore / NewKube keep the CA's material in
+// Istio's CA Secrets.
+package kubeca
 
 import (
 	"context"
@@ -10,6 +16,8 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/weftmesh/weft/internal/ca"
 )
 
 // DefaultTokenAudience is the audience a workload's projected service
@@ -51,12 +59,12 @@ type KubeAuthenticator struct {
 	audiences []string
 }
 
-var _ Authenticator = (*KubeAuthenticator)(nil)
+var _ ca.Authenticator = (*KubeAuthenticator)(nil)
 
 // NewKubeAuthenticator returns the authenticator.
 func NewKubeAuthenticator(o KubeAuthenticatorOptions) (*KubeAuthenticator, error) {
 	if o.Client == nil {
-		return nil, errors.New("ca.NewKubeAuthenticator: KubeAuthenticatorOptions.Client is required")
+		return nil, errors.New("kubeca.NewKubeAuthenticator: KubeAuthenticatorOptions.Client is required")
 	}
 	aud := slices.DeleteFunc(slices.Clone(o.Audiences), func(s string) bool { return s == "" })
 	if len(aud) == 0 {
@@ -66,22 +74,22 @@ func NewKubeAuthenticator(o KubeAuthenticatorOptions) (*KubeAuthenticator, error
 }
 
 // Authenticate implements Authenticator.
-func (a *KubeAuthenticator) Authenticate(ctx context.Context) (Identity, error) {
-	tok, err := BearerToken(ctx)
+func (a *KubeAuthenticator) Authenticate(ctx context.Context) (ca.Identity, error) {
+	tok, err := ca.BearerToken(ctx)
 	if err != nil {
-		return Identity{}, err
+		return ca.Identity{}, err
 	}
 	review := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: tok, Audiences: a.audiences}}
 	res, err := a.client.AuthenticationV1().TokenReviews().Create(ctx, review, metav1.CreateOptions{})
 	if err != nil {
-		return Identity{}, fmt.Errorf("Kubernetes TokenReview: %w", err)
+		return ca.Identity{}, fmt.Errorf("Kubernetes TokenReview: %w", err)
 	}
 	return a.identity(res.Status)
 }
 
 // identity checks a TokenReview's result and returns the service account
 // it names.
-func (a *KubeAuthenticator) identity(st authnv1.TokenReviewStatus) (Identity, error) {
+func (a *KubeAuthenticator) identity(st authnv1.TokenReviewStatus) (ca.Identity, error) {
 	if !st.Authenticated {
 		// st.Error says why (expired, bad signature, wrong audience); it
 		// never contains the token.
@@ -89,54 +97,24 @@ func (a *KubeAuthenticator) identity(st authnv1.TokenReviewStatus) (Identity, er
 		if msg == "" {
 			msg = "the token is not authenticated"
 		}
-		return Identity{}, fmt.Errorf("%w: Kubernetes TokenReview (audiences %s): %s", ErrUnauthenticated, strings.Join(a.audiences, ","), msg)
+		return ca.Identity{}, fmt.Errorf("%w: Kubernetes TokenReview (audiences %s): %s", ca.ErrUnauthenticated, strings.Join(a.audiences, ","), msg)
 	}
 	// The API server returns the audiences of ours the token is valid for
 	// (an empty list when the request named none; ours never is empty).
 	if !slices.ContainsFunc(st.Audiences, func(s string) bool { return slices.Contains(a.audiences, s) }) {
-		return Identity{}, fmt.Errorf("%w: the token is not valid for audience %s: request a projected token with that audience", ErrUnauthenticated, strings.Join(a.audiences, " or "))
+		return ca.Identity{}, fmt.Errorf("%w: the token is not valid for audience %s: request a projected token with that audience", ca.ErrUnauthenticated, strings.Join(a.audiences, " or "))
 	}
 	if !slices.Contains(st.User.Groups, serviceAccountsGroup) {
-		return Identity{}, fmt.Errorf("%w: user %q is not a Kubernetes service account", ErrUnauthenticated, st.User.Username)
+		return ca.Identity{}, fmt.Errorf("%w: user %q is not a Kubernetes service account", ca.ErrUnauthenticated, st.User.Username)
 	}
 	rest, ok := strings.CutPrefix(st.User.Username, serviceAccountUserPrefix)
 	ns, sa, ok2 := strings.Cut(rest, ":")
 	if !ok || !ok2 || strings.Contains(sa, ":") {
-		return Identity{}, fmt.Errorf("%w: user %q is not of the form system:serviceaccount:NAMESPACE:NAME", ErrUnauthenticated, st.User.Username)
+		return ca.Identity{}, fmt.Errorf("%w: user %q is not of the form system:serviceaccount:NAMESPACE:NAME", ca.ErrUnauthenticated, st.User.Username)
 	}
-	id := Identity{Namespace: ns, ServiceAccount: sa}
+	id := ca.Identity{Namespace: ns, ServiceAccount: sa}
 	if err := id.Validate(); err != nil {
-		return Identity{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		return ca.Identity{}, fmt.Errorf("%w: %v", ca.ErrUnauthenticated, err)
 	}
 	return id, nil
-}
-
-// Authenticators tries each authenticator in order and returns the first
-// identity established. An authenticator that says ErrUnauthenticated
-// passes the request to the next; any other error stops the chain (the
-// caller retries). When all refuse, the error lists each one's reason.
-// Safe for concurrent use when its members are.
-type Authenticators []Authenticator
-
-var _ Authenticator = Authenticators(nil)
-
-// Authenticate implements Authenticator.
-func (as Authenticators) Authenticate(ctx context.Context) (Identity, error) {
-	var reasons []string
-	for _, a := range as {
-		id, err := a.Authenticate(ctx)
-		if err == nil {
-			return id, nil
-		}
-		if !errors.Is(err, ErrUnauthenticated) {
-			return Identity{}, err
-		}
-		if r := strings.TrimPrefix(err.Error(), ErrUnauthenticated.Error()+": "); !slices.Contains(reasons, r) {
-			reasons = append(reasons, r)
-		}
-	}
-	if len(reasons) == 0 {
-		return Identity{}, fmt.Errorf("%w: no authenticator is configured", ErrUnauthenticated)
-	}
-	return Identity{}, fmt.Errorf("%w: %s", ErrUnauthenticated, strings.Join(reasons, "; "))
 }
