@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,10 @@ type iptablesOptions struct {
 	families                             string
 	backend                              string
 	dryRun                               bool
+	// DNS capture (dns: Istio's --redirect-dns, --capture-all-dns and the
+	// servers, resolv.conf's when dnsServers is empty).
+	redirectDNS, captureAllDNS bool
+	dnsServers                 string
 }
 
 // newIPTablesCommand builds `weft iptables` and `weft iptables cleanup`.
@@ -36,6 +41,12 @@ proxy's own traffic (--proxy-uid, --proxy-gid) is never captured, nor is the inb
 passthrough source 127.0.0.6. Run the proxy as that user (weft-proxy sidecar --capture
 --uid 1337 --gid 1337).
 
+With --redirect-dns (Istio's DNS capture) the workload's DNS queries to the nameservers
+of /etc/resolv.conf (--dns-servers; any address with --capture-all-dns), UDP and TCP,
+go to the sidecar's DNS proxy on 127.0.0.1:15053 (chain ISTIO_OUTPUT_DNS; the raw table
+keeps the application's and the proxy's UDP flows in separate conntrack zones). Run the
+sidecar with --dns-address 127.0.0.1:15053 then.
+
 It uses iptables (iptables-restore, ip6tables-restore) or nftables (nft, one inet
 table named weft), whichever the host has (--backend forces one). Run it as root
 inside the workload's namespace (ip netns exec NAME weft iptables). Previous rules
@@ -43,6 +54,7 @@ are removed first; "weft iptables cleanup" removes them.`,
 		Example: `  ip netns exec app weft iptables --proxy-uid 1337 --proxy-gid 1337
   weft iptables --dry-run --exclude-inbound-ports 22 --exclude-outbound-ip-ranges 10.96.0.0/12
   weft iptables --backend nftables --inbound-ports 8080,9090 --families ipv4,ipv6
+  weft iptables --redirect-dns --dry-run
   ip netns exec app weft iptables cleanup`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return o.install(s) },
@@ -58,6 +70,9 @@ are removed first; "weft iptables cleanup" removes them.`,
 	f.StringVarP(&o.excludeOutboundRange, "exclude-outbound-ip-ranges", "x", "", "outbound CIDRs never captured")
 	f.StringVarP(&o.excludeOutboundPorts, "exclude-outbound-ports", "o", "", "outbound ports never captured")
 	f.StringVarP(&o.includeOutPort, "include-outbound-ports", "q", "", "outbound ports always captured, whatever the destination")
+	f.BoolVar(&o.redirectDNS, "redirect-dns", false, "capture the workload's DNS queries (UDP and TCP port 53) into the agent's DNS proxy on 15053 (Istio's ISTIO_META_DNS_CAPTURE); the proxy's own queries go out unchanged")
+	f.BoolVar(&o.captureAllDNS, "capture-all-dns", false, "with --redirect-dns, capture port 53 to any address, not only --dns-servers")
+	f.StringVar(&o.dnsServers, "dns-servers", "", "with --redirect-dns, the nameservers whose queries are captured, comma-separated (default: the nameservers of /etc/resolv.conf)")
 	f.StringVar(&o.families, "families", "ipv4", "IP families to capture: ipv4, ipv6 or ipv4,ipv6 (IPv6 needs IPv6 capture listeners, which weft-control does not generate yet)")
 	// Shared with the cleanup subcommand.
 	pf := cmd.PersistentFlags()
@@ -85,7 +100,7 @@ func (o *iptablesOptions) options(s streams) capture.Options {
 
 // install parses the flags into a capture.Config and installs it.
 func (o *iptablesOptions) install(s streams) error {
-	cfg, err := o.config()
+	cfg, err := o.config(s)
 	if err != nil {
 		return err
 	}
@@ -95,7 +110,7 @@ func (o *iptablesOptions) install(s streams) error {
 	return nil
 }
 
-func (o *iptablesOptions) config() (capture.Config, error) {
+func (o *iptablesOptions) config(s streams) (capture.Config, error) {
 	c := capture.Config{ProxyPort: o.proxyPort, InboundCapturePort: o.inboundPort}
 	var err error
 	fail := func(flag string, err error) (capture.Config, error) {
@@ -128,10 +143,42 @@ func (o *iptablesOptions) config() (capture.Config, error) {
 	if c.Families, err = parseFamilies(o.families); err != nil {
 		return fail("families", err)
 	}
+	if err := o.dnsConfig(&c, s); err != nil {
+		return capture.Config{}, err
+	}
 	if err := c.Validate(); err != nil {
 		return capture.Config{}, err
 	}
 	return c, nil
+}
+
+// dnsConfig sets the DNS capture of c. With neither servers nor
+// --capture-all-dns, DNS capture is turned off with a warning, as
+// istio-iptables does ("REDIRECT_DNS is set, but CAPTURE_ALL_DNS is
+// false, and no DNS servers provided"): the pod starts, resolving as it
+// would without the mesh.
+func (o *iptablesOptions) dnsConfig(c *capture.Config, s streams) error {
+	c.DNSPort = capture.DNSProxyPort
+	if !o.redirectDNS {
+		return nil
+	}
+	c.RedirectDNS, c.CaptureAllDNS = true, o.captureAllDNS
+	var err error
+	if c.DNSServers, err = capture.ParseAddrs(o.dnsServers); err != nil {
+		return fmt.Errorf("--dns-servers: %w", err)
+	}
+	if len(c.DNSServers) == 0 && !c.CaptureAllDNS {
+		data, err := os.ReadFile("/etc/resolv.conf")
+		if err != nil {
+			return fmt.Errorf("--redirect-dns: reading the nameservers to capture: %w (give --dns-servers, or --capture-all-dns)", err)
+		}
+		c.DNSServers = capture.ResolvConfServers(data)
+	}
+	if len(c.DNSServers) == 0 && !c.CaptureAllDNS {
+		fmt.Fprintln(s.err, "weft iptables: warning: --redirect-dns without nameservers (none in --dns-servers or resolv.conf) nor --capture-all-dns: DNS capture disabled")
+		c.RedirectDNS = false
+	}
+	return nil
 }
 
 func parseFamilies(s string) ([]capture.Family, error) {

@@ -11,7 +11,12 @@
 //     rules: the proxy calling its own workload through a non-127.0.0.1
 //     address on lo goes to ISTIO_IN_REDIRECT;
 //   - include and exclude lists for inbound ports, outbound ports and
-//     outbound CIDRs, in Istio's order.
+//     outbound CIDRs, in Istio's order;
+//   - with RedirectDNS (istio-iptables --redirect-dns, Istio's
+//     ISTIO_META_DNS_CAPTURE), the workload's DNS queries, UDP and TCP
+//     port 53, to the agent's DNS proxy (15053) through ISTIO_OUTPUT_DNS,
+//     and raw-table conntrack zones that keep the application's and the
+//     proxy's UDP DNS flows apart (dns.go).
 //
 // Plan computes the rules for a Config, independent of the tool; the
 // iptables and nftables renderers turn them into one atomic input
@@ -34,6 +39,15 @@ const (
 	ChainRedirect   = "ISTIO_REDIRECT"
 	ChainInRedirect = "ISTIO_IN_REDIRECT"
 	ChainOutput     = "ISTIO_OUTPUT"
+	// ChainOutputDNS holds the DNS capture rules, in the nat table and in
+	// the raw table (conntrack zones); only with RedirectDNS.
+	ChainOutputDNS = "ISTIO_OUTPUT_DNS"
+)
+
+// Tables of the rules (Rule.Table).
+const (
+	TableNAT = "" // the zero value: nat
+	TableRaw = "raw"
 )
 
 // Family is an IP family.
@@ -82,6 +96,23 @@ type Config struct {
 	IncludeOutboundPorts []uint16
 	// Families are the IP families to capture (IPv4, IPv6 or both).
 	Families []Family
+
+	// RedirectDNS sends the workload's DNS queries (UDP and TCP port 53)
+	// to the agent's DNS proxy on DNSPort (istio-iptables --redirect-dns,
+	// set when the pod has ISTIO_META_DNS_CAPTURE "true"). The proxy's own
+	// queries (ProxyUIDs, ProxyGIDs) go out unchanged.
+	RedirectDNS bool
+	// CaptureAllDNS captures port 53 whatever the destination
+	// (--capture-all-dns); otherwise only queries to DNSServers, as Istio
+	// does, so that a local resolver chain (app -> proxy -> dnsmasq ->
+	// upstream) cannot loop.
+	CaptureAllDNS bool
+	// DNSServers are the nameservers whose queries are captured (Istio
+	// takes resolv.conf's); addresses of a family not in Families are
+	// ignored.
+	DNSServers []netip.Addr
+	// DNSPort is the DNS proxy's port (Istio's agent: 15053).
+	DNSPort uint16
 }
 
 // HBONEPort is Istio's tunnel port: never captured, as istio-iptables.
@@ -101,6 +132,7 @@ func Defaults() Config {
 		AllOutbound:         true,
 		ExcludeInboundPorts: []uint16{15090, 15021, 15020},
 		Families:            []Family{IPv4},
+		DNSPort:             DNSProxyPort,
 	}
 }
 
@@ -123,29 +155,35 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("outbound ip ranges: invalid CIDR %v", p)
 		}
 	}
-	return nil
+	return c.validateDNS()
 }
 
 // Rule is one netfilter rule of the nat table, tool-independent. Zero
 // fields match anything.
 type Rule struct {
+	// Table is TableNAT (the zero value) or TableRaw.
+	Table string
 	Chain string // ISTIO_* or the built-in PREROUTING / OUTPUT
 	// Family restricts the rule to one family (set when it matches
-	// addresses); 0 matches both.
+	// addresses, or for a jump only one family needs); 0 matches both.
 	Family   Family
-	TCP      bool
+	TCP, UDP bool
 	OutIface string // "lo"
 	Src      netip.Prefix
 	Dst      netip.Prefix
 	NotDst   bool
 	DPorts   []uint16
 	NotPorts bool
+	SPort    uint16
 	// UID and GID match the socket owner (-m owner).
 	UID, GID       *uint32
 	NotUID, NotGID bool
-	// Jump is a chain or RETURN; Redirect > 0 means REDIRECT --to-ports.
+	// Jump is a chain or RETURN; Redirect > 0 means REDIRECT --to-ports;
+	// CTZone > 0 means CT --zone (raw table: the conntrack zone of the
+	// connection the packet starts).
 	Jump     string
 	Redirect uint16
+	CTZone   uint16
 }
 
 // Plan returns the rules for cfg, in order, for the families in fams (a
@@ -207,7 +245,9 @@ func (p *planner) inbound() {
 // output is ISTIO_OUTPUT in istio-iptables' order.
 func (p *planner) output() {
 	c := p.cfg
-	p.add(Rule{Chain: "OUTPUT", TCP: true, Jump: ChainOutput})
+	// With DNS capture UDP must reach ISTIO_OUTPUT too (Istio jumps
+	// OUTPUT for every protocol then).
+	p.add(Rule{Chain: "OUTPUT", TCP: !p.dns(), Jump: ChainOutput})
 	if len(c.ExcludeOutboundPorts) > 0 {
 		p.add(Rule{Chain: ChainOutput, TCP: true, DPorts: c.ExcludeOutboundPorts, Jump: "RETURN"})
 	}
@@ -222,6 +262,9 @@ func (p *planner) output() {
 		gid := &c.ProxyGIDs[i]
 		p.ownerRules(func(r *Rule, not bool) { r.GID, r.NotGID = gid, not })
 	}
+	// DNS capture comes after the proxy's own traffic returned and before
+	// loopback destinations return: a resolver on 127.0.0.x is captured.
+	p.dnsRules()
 	p.perFamily(Rule{Chain: ChainOutput, Jump: "RETURN"}, func(r *Rule, f Family) { r.Dst = loopback(f) })
 	for _, port := range c.IncludeOutboundPorts {
 		p.add(Rule{Chain: ChainOutput, TCP: true, DPorts: []uint16{port}, Jump: ChainRedirect})
@@ -234,11 +277,25 @@ func (p *planner) output() {
 // the inbound side (it is calling its own workload); an app's own
 // loopback traffic is left alone; the proxy's other traffic is not
 // captured.
+//
+// With DNS capture, port 53 is carved out of the first two (Istio's
+// redirectDNS branches): the proxy's TCP queries to a resolver on an
+// address of lo go out rather than to the inbound side, and an app's TCP
+// query to a resolver on lo goes on to ISTIO_OUTPUT_DNS. Istio carves it
+// out of the first rule for --proxy-uid only; weft does it for the GIDs
+// too, so that a proxy excluded by group alone behaves the same.
 func (p *planner) ownerRules(owner func(r *Rule, not bool)) {
+	notPorts := []uint16{HBONEPort}
+	if p.dns() {
+		notPorts = []uint16{dnsPort, HBONEPort}
+	}
 	p.perFamily(Rule{Chain: ChainOutput, OutIface: "lo", NotDst: true, TCP: true,
-		DPorts: []uint16{HBONEPort}, NotPorts: true, Jump: ChainInRedirect},
+		DPorts: notPorts, NotPorts: true, Jump: ChainInRedirect},
 		func(r *Rule, f Family) { r.Dst = loopback(f); owner(r, false) })
 	r := Rule{Chain: ChainOutput, OutIface: "lo", Jump: "RETURN"}
+	if p.dns() {
+		r.TCP, r.DPorts, r.NotPorts = true, []uint16{dnsPort}, true
+	}
 	owner(&r, true)
 	p.add(r)
 	r = Rule{Chain: ChainOutput, Jump: "RETURN"}

@@ -145,7 +145,7 @@ func TestInstall(t *testing.T) {
 		wantCalls int
 	}{
 		{name: "auto iptables", backend: Auto, have: []string{"iptables-restore", "nft"},
-			wantLast: []string{"iptables-restore --noflush", "ip6tables-restore --noflush"}, wantCalls: 20 + 2},
+			wantLast: []string{"iptables-restore --noflush", "ip6tables-restore --noflush"}, wantCalls: 2*19 + 2},
 		{name: "auto nft", backend: Auto, have: []string{"nft"}, wantLast: []string{"nft -f -"}, wantCalls: 2},
 		{name: "forced nft", backend: NFTables, wantLast: []string{"nft -f -"}, wantCalls: 2},
 		{name: "none", backend: Auto, wantErr: "neither iptables"},
@@ -243,7 +243,7 @@ func TestValidate(t *testing.T) {
 // FuzzParseAndRender: the list parsers never panic, and whatever they
 // accept renders for both tools.
 func FuzzParseAndRender(f *testing.F) {
-	for _, s := range []string{"80,443", "*", "10.0.0.0/8,::1", "", "0", "65536", "1.2.3.4/33", ",,*,"} {
+	for _, s := range []string{"80,443", "*", "10.0.0.0/8,::1", "", "0", "65536", "1.2.3.4/33", ",,*,", "10.96.0.10,fd00::53"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -255,6 +255,10 @@ func FuzzParseAndRender(f *testing.F) {
 		}
 		if cfg.ExcludeOutboundIPRanges, _, err = ParseCIDRs(s); err != nil {
 			cfg.ExcludeOutboundIPRanges = nil
+		}
+		if cfg.DNSServers, err = ParseAddrs(s); err == nil {
+			// DNS capture of whatever addresses parsed, all of port 53 when none.
+			cfg.RedirectDNS, cfg.CaptureAllDNS = true, len(cfg.DNSServers) == 0
 		}
 		if _, err := ParseIDs(s); err != nil && !strings.Contains(err.Error(), "numeric") {
 			t.Errorf("ParseIDs(%q): %v", s, err)

@@ -175,21 +175,43 @@ func iptablesTool(f Family) string {
 }
 
 // cleanupSteps are istio-iptables' cleanup: unhook the chains from
-// PREROUTING and OUTPUT, flush them, delete them. Each step may fail
-// (nothing installed).
+// PREROUTING and OUTPUT (TCP-only jumps, and the every-protocol OUTPUT
+// jump of DNS capture), flush them, delete them, in the nat table, then
+// the DNS capture's raw table. Each step may fail (nothing installed).
+// nftables: the whole table inet weft goes.
 func cleanupSteps(b Backend, fams []Family) []step {
 	if b == NFTables {
 		return []step{{name: "nft", args: []string{"delete", "table", "inet", NFTTable}, mayFail: true}}
 	}
+	type table struct {
+		name   string
+		hooks  [][]string // rule specs after -D
+		chains []string
+	}
+	tables := []table{{
+		name: "nat",
+		hooks: [][]string{
+			{"PREROUTING", "-p", "tcp", "-j", ChainInbound},
+			{"OUTPUT", "-p", "tcp", "-j", ChainOutput},
+			{"OUTPUT", "-j", ChainOutput},
+		},
+		chains: []string{ChainInbound, ChainRedirect, ChainInRedirect, ChainOutput, ChainOutputDNS},
+	}, {
+		name:   "raw",
+		hooks:  [][]string{{"OUTPUT", "-j", ChainOutputDNS}, {"PREROUTING", "-j", ChainInbound}},
+		chains: []string{ChainOutputDNS, ChainInbound},
+	}}
 	var out []step
 	for _, f := range fams {
 		t := iptablesTool(f)
-		for _, hook := range [][]string{{"PREROUTING", ChainInbound}, {"OUTPUT", ChainOutput}} {
-			out = append(out, step{name: t, args: []string{"-t", "nat", "-D", hook[0], "-p", "tcp", "-j", hook[1]}, mayFail: true})
-		}
-		for _, verb := range []string{"-F", "-X"} {
-			for _, c := range []string{ChainInbound, ChainRedirect, ChainInRedirect, ChainOutput} {
-				out = append(out, step{name: t, args: []string{"-t", "nat", verb, c}, mayFail: true})
+		for _, tb := range tables {
+			for _, h := range tb.hooks {
+				out = append(out, step{name: t, args: append([]string{"-t", tb.name, "-D"}, h...), mayFail: true})
+			}
+			for _, verb := range []string{"-F", "-X"} {
+				for _, c := range tb.chains {
+					out = append(out, step{name: t, args: []string{"-t", tb.name, verb, c}, mayFail: true})
+				}
 			}
 		}
 	}

@@ -129,6 +129,10 @@ func (c *ControlPlane) newWebhookServer() (*webhookServer, error) {
 			// weft-control's Service in its namespace (the chart's).
 			io.DiscoveryAddress = "weft-control." + c.namespace() + ".svc:15010"
 		}
+		if io.ProxyMetadata == nil {
+			// meshConfig.defaultConfig.proxyMetadata (DNS capture, ...).
+			io.ProxyMetadata = c.o.Mesh.GetDefaultConfig().GetProxyMetadata()
+		}
 		inj, err := inject.New(io)
 		if err != nil {
 			ln.Close()

@@ -15,6 +15,7 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -125,6 +126,11 @@ type Options struct {
 	// Revision is the service.istio.io/canonical-revision fallback and the
 	// status annotation's revision (default "default").
 	Revision string
+	// ProxyMetadata is the mesh's defaultConfig.proxyMetadata: set on
+	// every sidecar's environment, under the pod's proxy.istio.io/config
+	// annotation's; ISTIO_META_DNS_CAPTURE "true" turns on DNS capture
+	// (dns.go).
+	ProxyMetadata map[string]string
 }
 
 // Injector mutates pods. It is immutable and safe for concurrent use.
@@ -160,6 +166,7 @@ func New(o Options) (*Injector, error) {
 	if o.ProxyUID == 0 {
 		o.ProxyUID = 1337
 	}
+	o.ProxyMetadata = maps.Clone(o.ProxyMetadata) // the Injector is immutable
 	if o.ProxyUID < 0 {
 		return nil, fmt.Errorf("inject: ProxyUID %d: must be positive (the proxy never runs as root)", o.ProxyUID)
 	}
@@ -269,6 +276,13 @@ func (i *Injector) Inject(t Target) (Decision, error) {
 	if err != nil {
 		return d, err
 	}
+	pm, err := i.proxyMetadata(t.Meta) // dns.go
+	if err != nil {
+		return d, err
+	}
+	if dnsCapture(pm) {
+		initArgs = append(initArgs, "--redirect-dns")
+	}
 	workload := t.WorkloadName
 	if workload == "" {
 		workload = workloadName(t.Meta)
@@ -285,6 +299,7 @@ func (i *Injector) Inject(t Target) (Decision, error) {
 		probers = rewriteProbes(t.Spec)
 	}
 	sidecar := i.proxyContainer(t.Meta, t.Spec, workload, probers)
+	applyProxyMetadata(&sidecar, pm)
 	initc := i.initContainer(t.Meta, initArgs)
 	t.Spec.InitContainers = append([]corev1.Container{initc, sidecar}, t.Spec.InitContainers...)
 	t.Spec.Volumes = append(t.Spec.Volumes, i.volumes()...)

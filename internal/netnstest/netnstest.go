@@ -70,6 +70,9 @@ type NSOptions struct {
 	// Search, when set, is resolv.conf's search list, written with
 	// "options ndots:5" as in a Kubernetes pod.
 	Search []string
+	// Nameserver, when set, is resolv.conf's nameserver instead of
+	// 127.0.0.1 (a resolver outside the namespace, as a pod's cluster DNS).
+	Nameserver string
 	// FilesThenDNS writes nsswitch.conf with "hosts: files dns", a pod's
 	// hosts lookup. (A desktop's nsswitch.conf may send *.local names to
 	// mDNS first and stop there, which would hide cluster.local names
@@ -135,7 +138,7 @@ func (tp *Topology) Add(name string, host int, hosts map[string]string, opts NSO
 	}
 	files := map[string]string{
 		"hosts":       hostsFile(hosts),
-		"resolv.conf": resolvConf(opts.Search),
+		"resolv.conf": resolvConf(opts.Nameserver, opts.Search),
 	}
 	if opts.FilesThenDNS {
 		files["nsswitch.conf"] = "hosts: files dns\n"
@@ -175,13 +178,16 @@ func hostsFile(hosts map[string]string) string {
 	return b.String()
 }
 
-// resolvConf returns a resolv.conf naming the namespace's loopback, with
-// search list and ndots:5 when search is set.
-func resolvConf(search []string) string {
-	if len(search) == 0 {
-		return "nameserver 127.0.0.1\n"
+// resolvConf returns a resolv.conf naming ns (default the namespace's
+// loopback), with search list and ndots:5 when search is set.
+func resolvConf(ns string, search []string) string {
+	if ns == "" {
+		ns = "127.0.0.1"
 	}
-	return "nameserver 127.0.0.1\nsearch " + strings.Join(search, " ") + "\noptions ndots:5\n"
+	if len(search) == 0 {
+		return "nameserver " + ns + "\n"
+	}
+	return "nameserver " + ns + "\nsearch " + strings.Join(search, " ") + "\noptions ndots:5\n"
 }
 
 // mapWith returns a copy of m with k set to v.

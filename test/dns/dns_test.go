@@ -45,6 +45,12 @@ type controlPlane struct {
 // startControlPlane runs weft-control on loopback with the files given.
 func startControlPlane(t *testing.T, files map[string]string) *controlPlane {
 	t.Helper()
+	return startControlPlaneOn(t, "127.0.0.1", files)
+}
+
+// startControlPlaneOn runs weft-control's xDS server on ip (port 0).
+func startControlPlaneOn(t *testing.T, ip string, files map[string]string) *controlPlane {
+	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -52,7 +58,7 @@ func startControlPlane(t *testing.T, files map[string]string) *controlPlane {
 		}
 	}
 	cp, err := controlplane.New(controlplane.Options{
-		ConfigDir: dir, XDSAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0",
+		ConfigDir: dir, XDSAddress: net.JoinHostPort(ip, "0"), HTTPAddress: "127.0.0.1:0",
 		Debounce: 50 * time.Millisecond, Logger: quiet,
 	})
 	if err != nil {

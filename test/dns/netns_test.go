@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -20,6 +21,10 @@ import (
 // unchanged) and prints "name=addr,addr" lines.
 const lookupEnv = "WEFT_DNS_TEST_LOOKUP"
 
+// lookupTCPEnv set makes the helper's resolver (Go's) send its queries
+// over TCP to the nameserver of resolv.conf.
+const lookupTCPEnv = "WEFT_DNS_TEST_TCP"
+
 // TestHelperLookup is not a test: TestNetnsLookup runs the test binary as
 // a process inside the network namespace with lookupEnv set.
 func TestHelperLookup(t *testing.T) {
@@ -27,8 +32,15 @@ func TestHelperLookup(t *testing.T) {
 	if names == "" {
 		return // run as a test: nothing to do
 	}
+	r := net.DefaultResolver
+	if os.Getenv(lookupTCPEnv) != "" {
+		r = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}}
+	}
 	for _, name := range strings.Split(names, ",") {
-		addrs, err := net.LookupHost(name)
+		addrs, err := r.LookupHost(context.Background(), name)
 		if err != nil {
 			fmt.Printf("%s=error:%v\n", name, err)
 			continue
