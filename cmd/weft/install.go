@@ -107,6 +107,7 @@ and prints created, configured or unchanged per object.`,
 	kf.add(cmd)
 	f := cmd.Flags()
 	f.StringArrayVar(&o.Set, "set", nil, "set a chart value, as helm --set (key=value, a.b=c, list[0]=x; repeatable)")
+	f.StringArrayVar(&o.SetString, "set-string", nil, `set a chart value as a string, as helm --set-string ("true" stays a string; repeatable)`)
 	f.StringArrayVarP(&o.ValueFiles, "values", "f", nil, "chart values file, as helm -f (repeatable; later files win)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the YAML stream (CRDs first) and touch nothing")
 	f.BoolVar(&o.Wait, "wait", false, "wait until the weft-control Deployment is available")

@@ -46,6 +46,9 @@ type RenderOptions struct {
 	// Set are key=value assignments in Helm's --set syntax (a.b=c,
 	// list[0]=x, several comma-separated), applied last, in order.
 	Set []string
+	// SetString are like Set, but every value is a string (helm
+	// --set-string: "true" stays "true"), applied after Set.
+	SetString []string
 	// Version, when set, is the chart's appVersion (and so the default
 	// image tag): the version of the weft binary that installs.
 	Version string
@@ -160,21 +163,34 @@ func userValues(chrt *chartv2.Chart, o RenderOptions) (map[string]any, error) {
 		}
 		base = loader.MergeMaps(base, v)
 	}
-	for _, s := range o.Set {
+	if err := setValues(chrt, base, "--set", o.Set, strvals.ParseInto); err != nil {
+		return nil, err
+	}
+	if err := setValues(chrt, base, "--set-string", o.SetString, strvals.ParseIntoString); err != nil {
+		return nil, err
+	}
+	return base, nil
+}
+
+// setValues applies Helm-syntax assignments to base with parse (Helm's
+// strvals), refusing a top-level key the chart does not have (Helm would
+// ignore it silently).
+func setValues(chrt *chartv2.Chart, base map[string]any, flag string, assignments []string, parse func(string, map[string]any) error) error {
+	for _, s := range assignments {
 		one := map[string]any{}
-		if err := strvals.ParseInto(s, one); err != nil {
-			return nil, fmt.Errorf("--set %s: %w", s, err)
+		if err := parse(s, one); err != nil {
+			return fmt.Errorf("%s %s: %w", flag, s, err)
 		}
 		for k := range one {
 			if _, ok := chrt.Values[k]; !ok {
-				return nil, fmt.Errorf("--set %s: the chart has no value %q (the values are listed in charts/weft/README.md)", s, k)
+				return fmt.Errorf("%s %s: the chart has no value %q (the values are listed in charts/weft/README.md)", flag, s, k)
 			}
 		}
-		if err := strvals.ParseInto(s, base); err != nil {
-			return nil, fmt.Errorf("--set %s: %w", s, err)
+		if err := parse(s, base); err != nil {
+			return fmt.Errorf("%s %s: %w", flag, s, err)
 		}
 	}
-	return base, nil
+	return nil
 }
 
 var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/config/kube"
 	"github.com/weftmesh/weft/internal/inject"
 )
@@ -257,5 +258,30 @@ func TestChartVersion(t *testing.T) {
 	}
 	if c.Metadata.APIVersion != "v2" || c.Metadata.Version != "0.1.0" || c.Metadata.AppVersion != inject.Version {
 		t.Errorf("Chart.yaml %+v", c.Metadata)
+	}
+}
+
+// TestRenderSetString: --set-string keeps "true" a string, so that Istio's
+// string-valued mesh settings (defaultConfig.proxyMetadata, DNS capture)
+// reach weft-control as it parses them; --set would make it a boolean,
+// which the mesh configuration refuses.
+func TestRenderSetString(t *testing.T) {
+	meshOf := func(o RenderOptions) []*config.Error {
+		cm := render(t, o).Find("ConfigMap", "istio")
+		text, _, _ := unstructured.NestedString(cm.Object, "data", "mesh")
+		m, problems := config.ParseMeshConfig("mesh", []byte(text))
+		if m != nil && len(problems) == 0 && m.GetDefaultConfig().GetProxyMetadata()["ISTIO_META_DNS_CAPTURE"] != "true" {
+			t.Errorf("proxyMetadata %v, want ISTIO_META_DNS_CAPTURE \"true\"", m.GetDefaultConfig().GetProxyMetadata())
+		}
+		return problems
+	}
+	if p := meshOf(RenderOptions{SetString: []string{"meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE=true"}}); len(p) != 0 {
+		t.Errorf("--set-string: mesh configuration problems %v", p)
+	}
+	if p := meshOf(RenderOptions{Set: []string{"meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE=true"}}); len(p) == 0 {
+		t.Error("--set of a boolean into proxyMetadata: no problem reported, want the mesh configuration to refuse it")
+	}
+	if _, err := Render(RenderOptions{SetString: []string{"nosuch=1"}}); err == nil || !strings.Contains(err.Error(), `--set-string nosuch=1: the chart has no value "nosuch"`) {
+		t.Errorf("unknown key: %v", err)
 	}
 }
