@@ -6,13 +6,14 @@
 #   docker build -t ghcr.io/weftmesh/weft:dev .
 #   kind load docker-image ghcr.io/weftmesh/weft:dev      # a kind cluster
 #
-# Static, pure-Go binaries (CGO_ENABLED=0), as `make build`.
+# Static, pure-Go binaries (CGO_ENABLED=0) without gRPC's x/net/trace
+# (grpcnotrace), as `make build`.
 FROM golang:1.26-trixie AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/ ./cmd/weft ./cmd/weft-control ./cmd/weft-proxy
+RUN CGO_ENABLED=0 go build -tags grpcnotrace -trimpath -ldflags "-s -w" -o /out/ ./cmd/weft ./cmd/weft-control ./cmd/weft-proxy
 
 FROM debian:trixie-slim
 RUN apt-get update \

@@ -37,7 +37,8 @@ func buildProxy(t *testing.T, dir string) string {
 		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	}
 	bin := filepath.Join(dir, "weft-proxy")
-	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/weft-proxy")
+	// The release build tags, as the Makefile's BUILDFLAGS.
+	cmd := exec.Command(goBin, "build", "-tags", "grpcnotrace", "-o", bin, "./cmd/weft-proxy")
 	cmd.Dir = filepath.Join("..", "..")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/weft-proxy: %v\n%s", err, out)

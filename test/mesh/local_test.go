@@ -183,11 +183,12 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // buildBinaries builds the named commands (./cmd/NAME) into a temporary
-// directory, in one go build.
+// directory, in one go build, with the release build tags (Makefile
+// BUILDFLAGS).
 func buildBinaries(t *testing.T, names ...string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	args := []string{"build", "-tags", "grpcnotrace", "-o", dir + string(filepath.Separator)}
 	out := map[string]string{}
 	for _, n := range names {
 		args = append(args, "./cmd/"+n)
