@@ -117,12 +117,12 @@ func LoadFiles(paths ...string) (*LoadResult, error) {
 // loader accumulates the documents of one load.
 type loader struct {
 	// platform: the hosts a platform defines (zero outside Kubernetes).
-	platform Platform
-	cache          fileCache // nil: decode every file
-	items          []*loaded
-	files          []string
-	incomplete     []string
-	errs           []*Error
+	platform   Platform
+	cache      fileCache // nil: decode every file
+	items      []*loaded
+	files      []string
+	incomplete []string
+	errs       []*Error
 }
 
 // isConfigFile reports whether a file name has a configuration extension.
