@@ -1,16 +1,10 @@
 package config
 
 import (
-	"fmt"
-	"sync"
 	"time"
 
-	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -80,18 +74,8 @@ message_type: {
 `
 
 // localRateLimitType is the spec's message descriptor, built once from
-// localRateLimitSchema (a constant: a failure is a bug and panics).
-var localRateLimitType = sync.OnceValue(func() protoreflect.MessageDescriptor {
-	fdp := &descriptorpb.FileDescriptorProto{}
-	if err := prototext.Unmarshal([]byte(localRateLimitSchema), fdp); err != nil {
-		panic(fmt.Sprintf("config: LocalRateLimit schema: %v", err))
-	}
-	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
-	if err != nil {
-		panic(fmt.Sprintf("config: LocalRateLimit schema: %v", err))
-	}
-	return fd.Messages().ByName("LocalRateLimit")
-})
+// localRateLimitSchema.
+var localRateLimitType = specSchema(LocalRateLimit, localRateLimitSchema, "LocalRateLimit")
 
 // NewLocalRateLimitSpec returns an empty LocalRateLimit spec message (a
 // dynamic message of the schema above), for decoders outside this package;
@@ -132,38 +116,26 @@ type LocalRateLimitSpec struct {
 // LocalRateLimitOf reads a LocalRateLimit object's spec; false when obj is
 // not a decoded LocalRateLimit.
 func LocalRateLimitOf(obj *Object) (*LocalRateLimitSpec, bool) {
-	if obj == nil || obj.Kind != LocalRateLimit {
-		return nil, false
-	}
-	m, ok := obj.Spec.(*dynamicpb.Message)
-	if !ok || m.Descriptor() != localRateLimitType() {
-		return nil, false
-	}
-	return readLocalRateLimit(m), true
+	return specOf(obj, LocalRateLimit, localRateLimitType(), readLocalRateLimit)
 }
 
 // readLocalRateLimit converts the spec message, applying the defaults.
 func readLocalRateLimit(m protoreflect.Message) *LocalRateLimitSpec {
-	fields := m.Descriptor().Fields()
-	get := func(name protoreflect.Name) protoreflect.Value { return m.Get(fields.ByName(name)) }
+	r := specReader{m}
 	s := &LocalRateLimitSpec{
-		StatusCode:        uint32(get("status_code").Uint()),
-		XRateLimitHeaders: get("x_rate_limit_headers").Bool(),
-		ResponseHeaders:   stringMap(get("response_headers").Map()),
+		Ports:             r.uint32s("ports"),
+		StatusCode:        uint32(r.get("status_code").Uint()),
+		XRateLimitHeaders: r.get("x_rate_limit_headers").Bool(),
+		ResponseHeaders:   r.stringMap("response_headers"),
 	}
-	if sel := m.Get(fields.ByName("workload_selector")).Message(); sel.IsValid() {
-		s.Selector = stringMap(sel.Get(sel.Descriptor().Fields().ByName("match_labels")).Map())
+	if sel, ok := r.message("workload_selector"); ok {
+		s.Selector = sel.stringMap("match_labels")
 	}
-	ports := get("ports").List()
-	for i := 0; i < ports.Len(); i++ {
-		s.Ports = append(s.Ports, uint32(ports.Get(i).Uint()))
-	}
-	if tb := get("token_bucket").Message(); tb.IsValid() {
-		tf := tb.Descriptor().Fields()
-		s.MaxTokens = uint32(tb.Get(tf.ByName("max_tokens")).Uint())
-		s.TokensPerFill = uint32(tb.Get(tf.ByName("tokens_per_fill")).Uint())
-		if fi := tb.Get(tf.ByName("fill_interval")).Message(); fi.IsValid() {
-			s.FillInterval = asDuration(fi).AsDuration()
+	if tb, ok := r.message("token_bucket"); ok {
+		s.MaxTokens = uint32(tb.get("max_tokens").Uint())
+		s.TokensPerFill = uint32(tb.get("tokens_per_fill").Uint())
+		if fi := tb.duration("fill_interval"); fi != nil {
+			s.FillInterval = fi.AsDuration()
 		}
 	}
 	if s.TokensPerFill == 0 {
@@ -175,38 +147,12 @@ func readLocalRateLimit(m protoreflect.Message) *LocalRateLimitSpec {
 	return s
 }
 
-// stringMap copies a map<string, string> field; nil when empty.
-func stringMap(m protoreflect.Map) map[string]string {
-	if m.Len() == 0 {
-		return nil
-	}
-	out := make(map[string]string, m.Len())
-	m.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-		out[k.String()] = v.String()
-		return true
-	})
-	return out
-}
-
-// asDuration reads a google.protobuf.Duration held in a dynamic message.
-func asDuration(m protoreflect.Message) *durationpb.Duration {
-	f := m.Descriptor().Fields()
-	return &durationpb.Duration{
-		Seconds: m.Get(f.ByName("seconds")).Int(),
-		Nanos:   int32(m.Get(f.ByName("nanos")).Int()),
-	}
-}
-
 // fillIntervalOf returns the spec's tokenBucket.fillInterval as written
 // (nil when absent), for validation.
 func fillIntervalOf(m protoreflect.Message) *durationpb.Duration {
-	tb := m.Get(m.Descriptor().Fields().ByName("token_bucket")).Message()
-	if !tb.IsValid() {
+	tb, ok := specReader{m}.message("token_bucket")
+	if !ok {
 		return nil
 	}
-	fi := tb.Get(tb.Descriptor().Fields().ByName("fill_interval")).Message()
-	if !fi.IsValid() {
-		return nil
-	}
-	return asDuration(fi)
+	return tb.duration("fill_interval")
 }

@@ -1,15 +1,8 @@
 package config
 
 import (
-	"fmt"
-	"sync"
-
-	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 	networking "istio.io/api/networking/v1alpha3"
 )
@@ -83,18 +76,8 @@ message_type: {
 `
 
 // workloadType is the spec's message descriptor, built once from
-// workloadSchema (a constant: a failure is a bug and panics).
-var workloadType = sync.OnceValue(func() protoreflect.MessageDescriptor {
-	fdp := &descriptorpb.FileDescriptorProto{}
-	if err := prototext.Unmarshal([]byte(workloadSchema), fdp); err != nil {
-		panic(fmt.Sprintf("config: Workload schema: %v", err))
-	}
-	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
-	if err != nil {
-		panic(fmt.Sprintf("config: Workload schema: %v", err))
-	}
-	return fd.Messages().ByName("Workload")
-})
+// workloadSchema.
+var workloadType = specSchema(Workload, workloadSchema, "Workload")
 
 // NewWorkloadSpec returns an empty Workload spec message (a dynamic
 // message of the schema above); WorkloadOf reads it once it is an
@@ -146,40 +129,28 @@ type WorkloadPort struct {
 // WorkloadOf reads a Workload object's spec with the defaults applied;
 // false when obj is not a decoded Workload.
 func WorkloadOf(obj *Object) (*WorkloadSpec, bool) {
-	if obj == nil || obj.Kind != Workload {
-		return nil, false
-	}
-	m, ok := obj.Spec.(*dynamicpb.Message)
-	if !ok || m.Descriptor() != workloadType() {
-		return nil, false
-	}
-	return readWorkload(m), true
+	return specOf(obj, Workload, workloadType(), readWorkload)
 }
 
 // readWorkload converts the spec message, applying the defaults.
 func readWorkload(m protoreflect.Message) *WorkloadSpec {
-	fields := m.Descriptor().Fields()
-	get := func(name protoreflect.Name) protoreflect.Value { return m.Get(fields.ByName(name)) }
+	r := specReader{m}
 	s := &WorkloadSpec{
-		Service:        get("service").String(),
-		Env:            stringMap(get("env").Map()),
-		Labels:         stringMap(get("labels").Map()),
-		ServiceAccount: get("service_account").String(),
-		Replicas:       int(get("replicas").Uint()),
-		WorkingDir:     get("working_dir").String(),
+		Service:        r.get("service").String(),
+		Command:        r.strings("command"),
+		Env:            r.stringMap("env"),
+		Labels:         r.stringMap("labels"),
+		ServiceAccount: r.get("service_account").String(),
+		Replicas:       int(r.get("replicas").Uint()),
+		WorkingDir:     r.get("working_dir").String(),
 	}
-	cmd := get("command").List()
-	for i := 0; i < cmd.Len(); i++ {
-		s.Command = append(s.Command, cmd.Get(i).String())
-	}
-	ports := get("ports").List()
+	ports := r.get("ports").List()
 	for i := 0; i < ports.Len(); i++ {
-		pm := ports.Get(i).Message()
-		pf := pm.Descriptor().Fields()
+		pr := specReader{ports.Get(i).Message()}
 		p := WorkloadPort{
-			Name:     pm.Get(pf.ByName("name")).String(),
-			Number:   uint32(pm.Get(pf.ByName("number")).Uint()),
-			Protocol: pm.Get(pf.ByName("protocol")).String(),
+			Name:     pr.get("name").String(),
+			Number:   uint32(pr.get("number").Uint()),
+			Protocol: pr.get("protocol").String(),
 		}
 		if p.Protocol == "" {
 			p.Protocol = DefaultWorkloadProtocol

@@ -7,7 +7,6 @@ package meshtest
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -105,7 +104,7 @@ func StartProxy(t testing.TB, o ProxyOptions) *server.Server {
 		t.Fatalf("bootstrap: %v\n%s", err, yaml)
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = discard()
 	}
 	srv, err := server.New(server.Options{Bootstrap: b, DrainTime: o.DrainTime, Logger: o.Logger})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/weftmesh/weft/internal/translate"
 	"github.com/weftmesh/weft/internal/xds/xdstest"
 )
 
@@ -44,33 +45,7 @@ func (l *sentLog) take() (sent, gone map[string][]string) {
 }
 
 func TestDeltaSendsOnlySubscribedResources(t *testing.T) {
-	gen := newTableGen()
-	gen.setAll("1", world(90))
-	e := newEnv(t, gen)
-	e.push("1")
-	c := e.delta(proxyA, xdstest.Options{})
-	if err := c.WaitSynced(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		url  string
-		want []string
-	}{
-		{xdstest.ClusterType, []string{"a", "b"}},
-		{xdstest.EndpointType, []string{"a", "b"}}, // not c: not subscribed
-		{xdstest.ListenerType, []string{"http"}},
-		{xdstest.RouteType, []string{"r1"}}, // not r2
-	}
-	for _, tt := range tests {
-		if got := names(c.Read, tt.url); !slices.Equal(got, tt.want) {
-			t.Errorf("%s: got %v, want %v", tt.url, got, tt.want)
-		}
-	}
-	for url, n := range responses(c.Read) {
-		if n != 1 {
-			t.Errorf("%s: %d responses, want 1", url, n)
-		}
-	}
+	testSendsOnlyRequested(t, connectDelta) // sotw_test.go
 }
 
 func TestDeltaSendsOnlyChangedResources(t *testing.T) {
@@ -123,45 +98,19 @@ func equalSets(a, b map[string][]string) bool {
 }
 
 func TestDeltaNACKHoldsUntilTheNextChange(t *testing.T) {
-	good, bad, barrier, fixed := nackSteps()
-	gen := newTableGen()
-	gen.setAll("1", good)
-	gen.setAll("2", bad)
-	gen.setAll("3", barrier)
-	gen.setAll("4", fixed)
-	e := newEnv(t, gen)
-	e.push("1")
-	c := e.delta(proxyA, xdstest.Options{Reject: rejectWeight50})
-	ctx := testCtx(t)
-	if err := c.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e.push("2")
-	if err := c.Wait(ctx, func(s *xdstest.State) bool { return s.Type(xdstest.RouteType).NACKs == 1 }); err != nil {
-		t.Fatal(err)
-	}
-	e.waitStatus(ctx, proxyA, func(ps ProxyStatus) bool { return ps.Types[xdstest.RouteType].State == StateNACKed })
-	e.waitWatch(ctx, proxyA, xdstest.RouteType)
-	e.push("3")
-	if err := c.Wait(ctx, func(s *xdstest.State) bool {
-		return s.Type(xdstest.ListenerType).Version == barrier.Versions[xdstest.ListenerType]
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if n := responses(c.Read)[xdstest.RouteType]; n != 2 {
-		t.Errorf("route responses after the NACK: %d, want 2 (the good and the rejected one)", n)
-	}
-	e.push("4")
-	if err := c.Wait(ctx, versionsReached(fixed)); err != nil {
-		t.Fatal(err)
-	}
-	if n := responses(c.Read)[xdstest.RouteType]; n != 3 {
-		t.Errorf("route responses after the fix: %d, want 3", n)
-	}
-	e.waitServerSynced(ctx, proxyA, allTypes...)
-	if got := e.s.SyncStatus()[proxyA]; !got.Delta || got.Types[xdstest.RouteType].LastNACK == nil {
-		t.Errorf("status after the fix: %+v", got)
-	}
+	testNACKHolds(t, nackCase{ // sotw_test.go
+		connect: connectDelta,
+		held: func(t *testing.T, _ *env, c testClient, _, _ *translate.Resources) {
+			if n := responses(c.Read)[xdstest.RouteType]; n != 2 {
+				t.Errorf("route responses after the NACK: %d, want 2 (the good and the rejected one)", n)
+			}
+		},
+		fixedStatus: func(t *testing.T, e *env, _ *translate.Resources) {
+			if got := e.s.SyncStatus()[proxyA]; !got.Delta || got.Types[xdstest.RouteType].LastNACK == nil {
+				t.Errorf("status after the fix: %+v", got)
+			}
+		},
+	})
 }
 
 // TestEmptyTypeAnsweredAfterTheFirstPush: a proxy that connected before

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -15,12 +16,29 @@ import (
 	"github.com/weftmesh/weft/internal/xds/xdstest"
 )
 
-func TestSotWSendsOnlyRequestedResources(t *testing.T) {
+// testClient is what the tests shared by both protocols use of either
+// protocol's client (xdstest.ADS, xdstest.Delta).
+type testClient interface {
+	WaitSynced(ctx context.Context) error
+	Wait(ctx context.Context, cond func(*xdstest.State) bool) error
+	Read(f func(*xdstest.State))
+}
+
+// connectFunc opens a protocol's client for proxyA in e.
+type connectFunc func(e *env, o xdstest.Options) testClient
+
+func connectSotW(e *env, o xdstest.Options) testClient  { return e.ads(proxyA, o) }
+func connectDelta(e *env, o xdstest.Options) testClient { return e.delta(proxyA, o) }
+
+// testSendsOnlyRequested: a client of world(90) holds the clusters and
+// listeners (wildcard) and only the endpoints and routes they refer to,
+// each type from one response.
+func testSendsOnlyRequested(t *testing.T, connect connectFunc) {
 	gen := newTableGen()
 	gen.setAll("1", world(90))
 	e := newEnv(t, gen)
 	e.push("1")
-	c := e.ads(proxyA, xdstest.Options{})
+	c := connect(e, xdstest.Options{})
 	if err := c.WaitSynced(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +47,8 @@ func TestSotWSendsOnlyRequestedResources(t *testing.T) {
 		want []string
 	}{
 		{xdstest.ClusterType, []string{"a", "b"}},
-		// c exists but no cluster refers to it: not requested, not sent.
+		// c exists but no cluster refers to it: not requested (delta: not
+		// subscribed), not sent.
 		{xdstest.EndpointType, []string{"a", "b"}},
 		{xdstest.ListenerType, []string{"http"}},
 		// r2 exists but no listener refers to it.
@@ -45,6 +64,10 @@ func TestSotWSendsOnlyRequestedResources(t *testing.T) {
 			t.Errorf("%s: %d responses, want 1", url, n)
 		}
 	}
+}
+
+func TestSotWSendsOnlyRequestedResources(t *testing.T) {
+	testSendsOnlyRequested(t, connectSotW)
 }
 
 // versionsReached reports whether a client holds the versions of r.
@@ -179,7 +202,20 @@ func nackSteps() (good, bad, badNewListener, fixed *translate.Resources) {
 	return good, bad, badNewListener, fixed
 }
 
-func TestSotWNACKHoldsUntilTheNextChange(t *testing.T) {
+// nackCase is one protocol's NACK test: connect opens its client; held
+// checks the client and the server once the barrier arrived (the rejected
+// route was not sent again); fixedStatus checks the server's status once
+// the fix is synced.
+type nackCase struct {
+	connect     connectFunc
+	held        func(t *testing.T, e *env, c testClient, good, bad *translate.Resources)
+	fixedStatus func(t *testing.T, e *env, fixed *translate.Resources)
+}
+
+// testNACKHolds: the client rejects a route (NACK); the server holds it
+// (an open route watch, not the same route again) until the next change,
+// then sends the fix, which the client accepts.
+func testNACKHolds(t *testing.T, nc nackCase) {
 	good, bad, barrier, fixed := nackSteps()
 	gen := newTableGen()
 	gen.setAll("1", good)
@@ -188,7 +224,7 @@ func TestSotWNACKHoldsUntilTheNextChange(t *testing.T) {
 	gen.setAll("4", fixed)
 	e := newEnv(t, gen)
 	e.push("1")
-	c := e.ads(proxyA, xdstest.Options{Reject: rejectWeight50})
+	c := nc.connect(e, xdstest.Options{Reject: rejectWeight50})
 	ctx := testCtx(t)
 	if err := c.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
@@ -208,22 +244,7 @@ func TestSotWNACKHoldsUntilTheNextChange(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c.Read(func(s *xdstest.State) {
-		rds := s.Type(xdstest.RouteType)
-		// One good response, one bad: the NACK was not answered with the
-		// same configuration again (a storm would count many).
-		if rds.Responses != 2 || rds.NACKs != 1 {
-			t.Errorf("after the NACK: %d route responses, %d NACKs; want 2 and 1", rds.Responses, rds.NACKs)
-		}
-		if rds.Version != good.Versions[xdstest.RouteType] {
-			t.Errorf("client's route version %q, want the last good one %q", rds.Version, good.Versions[xdstest.RouteType])
-		}
-	})
-	rds := e.s.SyncStatus()[proxyA].Types[xdstest.RouteType]
-	if rds.State != StateNACKed || rds.LastNACK == nil || rds.LastNACK.Version != bad.Versions[xdstest.RouteType] ||
-		rds.LastNACK.Message != "route r1: weight 50 is not allowed" || rds.AckedVersion != good.Versions[xdstest.RouteType] {
-		t.Errorf("syncz route status after the NACK: %+v (nack %+v)", rds, rds.LastNACK)
-	}
+	nc.held(t, e, c, good, bad)
 
 	e.push("4")
 	if err := c.Wait(ctx, versionsReached(fixed)); err != nil {
@@ -233,9 +254,36 @@ func TestSotWNACKHoldsUntilTheNextChange(t *testing.T) {
 		t.Errorf("route responses after the fix: %d, want 3", n)
 	}
 	e.waitServerSynced(ctx, proxyA, allTypes...)
-	if got := e.s.SyncStatus()[proxyA].Types[xdstest.RouteType]; got.LastNACK == nil || got.AckedVersion != fixed.Versions[xdstest.RouteType] {
-		t.Errorf("route status after the fix: %+v", got)
-	}
+	nc.fixedStatus(t, e, fixed)
+}
+
+func TestSotWNACKHoldsUntilTheNextChange(t *testing.T) {
+	testNACKHolds(t, nackCase{
+		connect: connectSotW,
+		held: func(t *testing.T, e *env, c testClient, good, bad *translate.Resources) {
+			c.Read(func(s *xdstest.State) {
+				rds := s.Type(xdstest.RouteType)
+				// One good response, one bad: the NACK was not answered with the
+				// same configuration again (a storm would count many).
+				if rds.Responses != 2 || rds.NACKs != 1 {
+					t.Errorf("after the NACK: %d route responses, %d NACKs; want 2 and 1", rds.Responses, rds.NACKs)
+				}
+				if rds.Version != good.Versions[xdstest.RouteType] {
+					t.Errorf("client's route version %q, want the last good one %q", rds.Version, good.Versions[xdstest.RouteType])
+				}
+			})
+			rds := e.s.SyncStatus()[proxyA].Types[xdstest.RouteType]
+			if rds.State != StateNACKed || rds.LastNACK == nil || rds.LastNACK.Version != bad.Versions[xdstest.RouteType] ||
+				rds.LastNACK.Message != "route r1: weight 50 is not allowed" || rds.AckedVersion != good.Versions[xdstest.RouteType] {
+				t.Errorf("syncz route status after the NACK: %+v (nack %+v)", rds, rds.LastNACK)
+			}
+		},
+		fixedStatus: func(t *testing.T, e *env, fixed *translate.Resources) {
+			if got := e.s.SyncStatus()[proxyA].Types[xdstest.RouteType]; got.LastNACK == nil || got.AckedVersion != fixed.Versions[xdstest.RouteType] {
+				t.Errorf("route status after the fix: %+v", got)
+			}
+		},
+	})
 }
 
 func TestSotWWaitsForTheFirstPush(t *testing.T) {

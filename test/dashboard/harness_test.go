@@ -1,38 +1,42 @@
 package dashboard
 
 import (
-	"io"
 	"net"
-	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/weftmesh/weft/internal/controlplane"
 	"github.com/weftmesh/weft/internal/meshtest"
-	"github.com/weftmesh/weft/internal/proxy/agent"
-	"github.com/weftmesh/weft/internal/proxy/server"
 )
 
-// A real mesh, as test/mesh runs it: weft-control with its CA, weft-proxy
-// sidecars (server.Server from the bootstrap the agent builds, with the
-// agent's certificate manager and SDS server) and net/http applications.
+// A real mesh, as test/mesh runs it (internal/meshtest): weft-control with
+// its CA, weft-proxy sidecars (server.Server from the bootstrap the agent
+// builds, with the agent's certificate manager and SDS server) and
+// net/http applications.
+
+// helloService is hello.default.svc.cluster.local:8080 (HTTP) with
+// workloads hello-v1 and hello-v2 at v1 and v2 (address, port), service
+// account hello, subsets v1 and v2; mtls labels them
+// security.istio.io/tlsMode=istio.
+func helloService(v1, v2 meshtest.Workload, mtls bool) meshtest.Service {
+	v1.Name, v1.Version, v1.ServiceAccount, v1.MTLS = "hello-v1", "v1", "hello", mtls
+	v2.Name, v2.Version, v2.ServiceAccount, v2.MTLS = "hello-v2", "v2", "hello", mtls
+	return meshtest.Service{Name: "hello", Port: 8080, Workloads: []meshtest.Workload{v1, v2}}
+}
+
+// brokenRoute is a VirtualService on hello to a subset that does not
+// exist: it is rejected, a configuration problem for the page to show.
+func brokenRoute(s meshtest.Service) string {
+	return s.VirtualServiceYAML("broken", meshtest.Route{To: []meshtest.Destination{{Subset: "v3"}}})
+}
 
 // runControlPlane runs weft-control with o over a new directory holding
 // files (name → YAML) until the test ends.
 func runControlPlane(t *testing.T, o controlplane.Options, files map[string]string) *controlplane.ControlPlane {
 	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o.ConfigDir, o.XDSAddress, o.HTTPAddress, o.Logger = dir, "127.0.0.1:0", "127.0.0.1:0", quiet
-	return meshtest.RunControlPlane(t, o)
+	o.Logger = quiet
+	cp, _ := meshtest.RunConfigDir(t, o, files)
+	return cp
 }
 
 // sidecarOptions place a real sidecar: its workload (name, IP, labels),
@@ -43,68 +47,19 @@ type sidecarOptions struct {
 	Labels                   map[string]string
 }
 
-// realSidecar is a running weft-proxy sidecar.
-type realSidecar struct {
-	srv     *server.Server
-	proxy   string // the outbound HTTP proxy listener, 127.0.0.1:port
-	metrics string // IP:15090
-}
-
 // startRealSidecar builds the bootstrap the way `weft-proxy sidecar
 // --ca-root --token --metrics-address IP:15090` does and waits until the
 // proxy has its initial configuration.
-func startRealSidecar(t *testing.T, cp *controlplane.ControlPlane, o sidecarOptions) *realSidecar {
+func startRealSidecar(t *testing.T, cp *controlplane.ControlPlane, o sidecarOptions) *meshtest.Sidecar {
 	t.Helper()
-	port := freePort(t, "127.0.0.1")
-	labels := map[string]string{"security.istio.io/tlsMode": "istio"}
-	for k, v := range o.Labels {
-		labels[k] = v
-	}
-	s := &realSidecar{proxy: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), metrics: net.JoinHostPort(o.IP, "15090")}
-	ao := &agent.Options{
-		DiscoveryAddress: cp.XDSAddr().String(),
-		Type:             "sidecar",
-		IP:               o.IP,
-		Name:             o.Name,
-		Namespace:        "default",
-		Labels:           labels,
-		ServiceAccount:   o.ServiceAccount,
-		HTTPProxyPort:    strconv.Itoa(port),
-		// The metrics listener routes to the admin: both on the IP.
-		AdminAddress:   net.JoinHostPort(o.IP, strconv.Itoa(freePort(t, o.IP))),
-		MetricsAddress: s.metrics,
-		SDSSocket:      meshtest.StartAgent(t, cp, meshtest.AgentOptions{ServiceAccount: o.ServiceAccount, Logger: quiet}),
-	}
-	srv := meshtest.StartProxy(t, meshtest.ProxyOptions{Agent: ao, DrainTime: time.Second, Logger: quiet})
-	s.srv = srv
-	return s
+	return meshtest.StartSidecar(t, cp, meshtest.SidecarOptions{
+		Name: o.Name, IP: o.IP, ServiceAccount: o.ServiceAccount, Labels: o.Labels,
+		MetricsAddress: net.JoinHostPort(o.IP, "15090"),
+		DrainTime:      time.Second,
+		Logger:         quiet,
+	})
 }
-
-// client sends every request through the sidecar's outbound HTTP proxy
-// listener, as `curl -x` does.
-func (s *realSidecar) client() *http.Client {
-	pu, _ := url.Parse("http://" + s.proxy)
-	return &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{Proxy: http.ProxyURL(pu), MaxIdleConnsPerHost: 16},
-	}
-}
-
-// freePort is meshtest.FreePort.
-func freePort(t *testing.T, ip string) int { return meshtest.FreePort(t, ip) }
 
 // startHello serves name as the body of every request on 127.0.0.1 and a
 // port the kernel picks, and returns the port.
-func startHello(t *testing.T, name string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, name)
-	})}
-	go hs.Serve(l)
-	t.Cleanup(func() { hs.Close() })
-	return l.Addr().(*net.TCPAddr).Port
-}
+func startHello(t *testing.T, name string) int { return meshtest.ServeName(t, name) }

@@ -12,14 +12,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/weftmesh/weft/internal/controlplane"
 	dash "github.com/weftmesh/weft/internal/dashboard"
 	"github.com/weftmesh/weft/internal/dashboard/dashboardtest"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/xds/xdstest"
 )
 
@@ -28,96 +27,20 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // meshConfig is the hello service of examples/mesh (two versions, subsets,
 // a weighted VirtualService) plus a VirtualService that is rejected, so
 // that the page has a configuration problem to show.
-const meshConfig = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 8080, name: http, protocol: HTTP}
-  workloadSelector:
-    labels: {app: hello}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v1, namespace: default}
-spec:
-  address: 127.0.0.4
-  ports: {http: 8081}
-  labels: {app: hello, version: v1}
-  serviceAccount: hello
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v2, namespace: default}
-spec:
-  address: 127.0.0.5
-  ports: {http: 8082}
-  labels: {app: hello, version: v2}
-  serviceAccount: hello
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: hello, namespace: default}
-spec:
-  host: hello.default.svc.cluster.local
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  http:
-  - match:
-    - headers:
-        x-canary: {exact: "yes"}
-    route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v2}
-  - route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v1}
-      weight: 90
-    - destination: {host: hello.default.svc.cluster.local, subset: v2}
-      weight: 10
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: broken, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  http:
-  - route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v3}
-`
+func meshConfig() string {
+	s := helloService(meshtest.Workload{Address: "127.0.0.4", Port: 8081}, meshtest.Workload{Address: "127.0.0.5", Port: 8082}, false)
+	return s.YAML() + "---\n" + s.VirtualServiceYAML("hello",
+		meshtest.Route{Header: "x-canary", To: []meshtest.Destination{{Subset: "v2"}}},
+		meshtest.Route{To: []meshtest.Destination{{Subset: "v1", Weight: 90}, {Subset: "v2", Weight: 10}}},
+	) + "---\n" + brokenRoute(s)
+}
 
 // startControlPlane runs weft-control over meshConfig with a fast scrape.
 func startControlPlane(t *testing.T) *controlplane.ControlPlane {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "hello.yaml"), []byte(meshConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cp, err := controlplane.New(controlplane.Options{
-		ConfigDir: dir, XDSAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0", Logger: quiet,
+	return runControlPlane(t, controlplane.Options{
 		Dashboard: dash.ScrapeOptions{Interval: 250 * time.Millisecond, Window: 5 * time.Second, Timeout: 5 * time.Second},
-	})
-	if err != nil {
-		t.Fatalf("controlplane.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("weft-control: %v", err)
-		}
-	})
-	return cp
+	}, map[string]string{"hello.yaml": meshConfig()})
 }
 
 // fakeProxy is a proxy connected over ADS (ACKing like Envoy) whose

@@ -20,82 +20,22 @@ import (
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
 	dash "github.com/weftmesh/weft/internal/dashboard"
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
 // realMesh is hello (HTTP, port 8080) with workloads hello-v1 and hello-v2
-// behind sidecars with certificates: requests with x-canary go to v2,
-// requests with x-fail are aborted with 503 by a fault in the caller's
-// sidecar, the rest go to v1. The VirtualService broken is rejected (a
-// configuration problem for the page to show).
-const realMesh = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 8080, name: http, protocol: HTTP}
-  workloadSelector:
-    labels: {app: hello}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v1, namespace: default}
-spec:
-  address: 127.0.62.2
-  ports: {http: %d}
-  serviceAccount: hello
-  labels: {app: hello, version: v1, security.istio.io/tlsMode: istio}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v2, namespace: default}
-spec:
-  address: 127.0.62.3
-  ports: {http: %d}
-  serviceAccount: hello
-  labels: {app: hello, version: v2, security.istio.io/tlsMode: istio}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: hello, namespace: default}
-spec:
-  host: hello.default.svc.cluster.local
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  http:
-  - match:
-    - headers:
-        x-fail: {exact: "yes"}
-    fault:
-      abort: {httpStatus: 503, percentage: {value: 100}}
-    route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v1}
-  - match:
-    - headers:
-        x-canary: {exact: "yes"}
-    route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v2}
-  - route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: broken, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  http:
-  - route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v3}
-`
+// (apps on ports v1, v2) behind sidecars with certificates: requests with
+// x-canary go to v2, requests with x-fail are aborted with 503 by a fault
+// in the caller's sidecar, the rest go to v1. The VirtualService broken is
+// rejected (a configuration problem for the page to show).
+func realMesh(v1, v2 int) string {
+	s := helloService(meshtest.Workload{Address: "127.0.62.2", Port: v1}, meshtest.Workload{Address: "127.0.62.3", Port: v2}, true)
+	return s.YAML() + "---\n" + s.VirtualServiceYAML("hello",
+		meshtest.Route{Header: "x-fail", AbortStatus: 503, To: []meshtest.Destination{{Subset: "v1"}}},
+		meshtest.Route{Header: "x-canary", To: []meshtest.Destination{{Subset: "v2"}}},
+		meshtest.Route{To: []meshtest.Destination{{Subset: "v1"}}},
+	) + "---\n" + brokenRoute(s)
+}
 
 // The generated load: sleep sends loadRPS requests per second to hello,
 // one in ten with x-fail (aborted: 503) and one in ten with x-canary (to
@@ -220,11 +160,11 @@ func TestDashboardRealMesh(t *testing.T) {
 		SecureAddress: "127.0.0.1:0",
 		CA:            ca.Options{Dir: t.TempDir(), Logger: quiet},
 		Dashboard:     dash.ScrapeOptions{Interval: 250 * time.Millisecond, Window: window, Timeout: 2 * time.Second},
-	}, map[string]string{"hello.yaml": fmt.Sprintf(realMesh, v1, v2)})
+	}, map[string]string{"hello.yaml": realMesh(v1, v2)})
 	startRealSidecar(t, cp, sidecarOptions{Name: "hello-v1", IP: "127.0.62.2", ServiceAccount: "hello", Labels: map[string]string{"app": "hello", "version": "v1"}})
 	startRealSidecar(t, cp, sidecarOptions{Name: "hello-v2", IP: "127.0.62.3", ServiceAccount: "hello", Labels: map[string]string{"app": "hello", "version": "v2"}})
 	sleep := startRealSidecar(t, cp, sidecarOptions{Name: "sleep", IP: "127.0.62.4", ServiceAccount: "sleep", Labels: map[string]string{"app": "sleep", "version": "v1"}})
-	c := sleep.client()
+	c := sleep.Client()
 	waitUntil(t, "sleep reaches hello-v1 and hello-v2 over mTLS", 10*time.Second, func() bool {
 		r1, _ := http.NewRequest(http.MethodGet, "http://hello.default.svc.cluster.local:8080/", nil)
 		r2, _ := http.NewRequest(http.MethodGet, "http://hello.default.svc.cluster.local:8080/", nil)

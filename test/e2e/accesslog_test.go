@@ -31,19 +31,7 @@ const istioAccessLogFormat = `[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGI
 // accessLogProxy: an HTTP listener whose connection manager writes
 // Istio's text format to {{.file}}, typed JSON to stdout, and 4xx/5xx
 // only (status_code_filter) to stderr.
-const accessLogProxy = `
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
+const accessLogProxy = adminHead + frontListener + frontHCM + `
           access_log:
           - name: envoy.access_loggers.file
             typed_config:
@@ -67,20 +55,8 @@ static_resources:
               routes:
               - name: r1
                 match: {prefix: /ok}
-                route: {cluster: backend}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-  - name: backend
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: {{.host}}, port_value: {{.port}}}}}
-`
+                route: {cluster: backend}` + routerFilter + `
+  clusters:` + backendCluster + backendEndpoint
 
 // logBuffer is a goroutine-safe writer the proxy's stdout/stderr loggers
 // write to.
@@ -191,11 +167,7 @@ func TestAccessLogHTTP(t *testing.T) {
 // tcpAccessLogProxy: listener "tcp" proxies every connection to cluster
 // "up" and logs it; listener "strict" has no filter chain for plaintext
 // connections, and its own access_log (Istio's shape: NR only) logs them.
-const tcpAccessLogProxy = `
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
+const tcpAccessLogProxy = adminHead + `
   - name: tcp
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:

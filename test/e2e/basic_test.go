@@ -8,39 +8,8 @@ import (
 
 // frontProxy is a bootstrap with one HTTP listener ("front", port 0) routing
 // everything to the STATIC cluster "backend" at {{.upstream}}.
-const frontProxy = `
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: /}
-                route: {cluster: backend}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-  - name: backend
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: {{.host}}, port_value: {{.port}}}}}
-`
+const frontProxy = adminHead + frontListener + frontHCM + allToBackend + `
+  clusters:` + backendCluster + backendEndpoint
 
 func TestProxyHTTP1AndHTTP2ToHTTP1Upstream(t *testing.T) {
 	up := StartHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

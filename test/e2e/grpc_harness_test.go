@@ -29,11 +29,7 @@ import (
 // the cluster "down", whose only endpoint refuses connections. {{.protocol}} is the
 // cluster's upstream protocol configuration (a YAML block indented by four
 // spaces), {{.route}} extra fields of the TestService route action (or "").
-const grpcProxy = `
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
+const grpcProxy = adminHead + `
   - name: grpc
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:
@@ -54,10 +50,7 @@ static_resources:
               - match: {prefix: /empty.Service/}
                 route: {cluster: empty}
               - match: {prefix: /down.Service/}
-                route: {cluster: down}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+                route: {cluster: down}` + routerFilter + `
   clusters:
   - name: grpc
     type: STATIC

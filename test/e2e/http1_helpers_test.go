@@ -65,19 +65,7 @@ func (f front) yaml() string {
 		routes = defaultRoutes
 	}
 	var b strings.Builder
-	b.WriteString(`admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
-`)
+	b.WriteString(adminHead + frontListener + frontHCM + "\n")
 	if f.HCM != "" {
 		b.WriteString(yamlIndent(f.HCM, 10))
 	}

@@ -25,41 +25,10 @@ import (
 // upstream protocol block is {{.protocol}} (see the h2* constants; "" is
 // HTTP/1.1). {{.hcm}} holds extra connection manager fields (indented by
 // ten spaces) or "".
-const h2Proxy = `
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
-{{.hcm}}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: /}
-                route: {cluster: backend}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-  - name: backend
-    type: STATIC
-    connect_timeout: 1s
-{{.protocol}}
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: {{.host}}, port_value: {{.port}}}}}
-`
+const h2Proxy = adminHead + frontListener + frontHCM + `
+{{.hcm}}` + allToBackend + `
+  clusters:` + backendCluster + `
+{{.protocol}}` + backendEndpoint
 
 func startH2Proxy(t *testing.T, upstream, protocol string) *Proxy {
 	t.Helper()

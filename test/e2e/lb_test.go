@@ -163,19 +163,7 @@ func clusterYAML(name, settings string, locs ...loc) string {
 // rcExtra adds fields to the route configuration (e.g. "validate_clusters:
 // false").
 func httpBootstrap(route, rcExtra string, clusters ...string) string {
-	return fmt.Sprintf(`
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
+	return fmt.Sprintf(adminHead+frontListener+frontHCM+`
           route_config:
             %s
             virtual_hosts:
@@ -183,10 +171,7 @@ static_resources:
               domains: ["*"]
               routes:
               - match: {prefix: /}
-                route: %s
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+                route: %s`+routerFilter+`
   clusters:
 %s`, orDefault(rcExtra, "name: local"), route, strings.Join(clusters, ""))
 }

@@ -30,26 +30,11 @@ func retryBootstrap(action, vhostExtra, listenerExtra string, clusters ...string
 	if listenerExtra != "" {
 		listenerExtra = "\n    " + listenerExtra
 	}
-	return fmt.Sprintf(`
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}%s
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
+	return fmt.Sprintf(adminHead+frontListener+`%s`+frontHCM+`
           route_config:
             name: local
             virtual_hosts:
-            - {name: all, domains: ["*"], routes: [{match: {prefix: /}, route: %s}]%s}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+            - {name: all, domains: ["*"], routes: [{match: {prefix: /}, route: %s}]%s}`+routerFilter+`
   clusters:
 %s`, listenerExtra, action, vhostExtra, strings.Join(clusters, ""))
 }

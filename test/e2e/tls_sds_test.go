@@ -139,7 +139,7 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: inbound
           forward_client_cert_details: APPEND_FORWARD
-          set_current_client_cert_details: {uri: true}` + tlsRoute + `
+          set_current_client_cert_details: {uri: true}` + allToBackend + `
   clusters:
   - name: sds-grpc
     type: STATIC
@@ -152,16 +152,7 @@ static_resources:
       cluster_name: sds-grpc
       endpoints:
       - lb_endpoints:
-        - endpoint: {address: {pipe: {path: {{.sock}}}}}
-  - name: backend
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: {{.host}}, port_value: {{.port}}}}}
-`
+        - endpoint: {address: {pipe: {path: {{.sock}}}}}` + backendCluster + backendEndpoint
 
 // servedSerial does one request on a new TLS connection and returns the
 // serial number of the certificate the proxy presented.

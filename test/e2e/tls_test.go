@@ -90,29 +90,11 @@ func startTLSUpstream(t *testing.T, p *testPKI, h http.Handler) (addr string, pe
 	return srv.Listener.Addr().String(), peer
 }
 
-const tlsRoute = `
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: /}
-                route: {cluster: backend}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}`
-
 // tlsFront: listener "front" with tls_inspector, a TLS chain (mTLS when
 // required) with file certificates, and optionally a plaintext chain
 // (PERMISSIVE); HCM with the XFCC settings given; cluster "backend"
 // plaintext to {{.host}}:{{.port}}.
-const tlsFront = `
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+const tlsFront = adminHead + frontListener + `
     listener_filters:
     - name: envoy.filters.listener.tls_inspector
       typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}
@@ -136,7 +118,7 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: front_tls
           forward_client_cert_details: {{.xfcc}}
-{{.details}}` + tlsRoute + `
+{{.details}}` + allToBackend + `
 {{- if .permissive}}
     - filter_chain_match: {transport_protocol: raw_buffer}
       filters:
@@ -144,18 +126,9 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: front_plain
-          forward_client_cert_details: {{.xfcc}}` + tlsRoute + `
+          forward_client_cert_details: {{.xfcc}}` + allToBackend + `
 {{- end}}
-  clusters:
-  - name: backend
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: {{.host}}, port_value: {{.port}}}}}
-`
+  clusters:` + backendCluster + backendEndpoint
 
 func tlsFrontVars(p *testPKI, upstream string, require bool, xfcc, details string, permissive bool) map[string]any {
 	host, port := HostPort(upstream)
@@ -288,19 +261,7 @@ const upstreamTLSStatic = `
 
 // tlsUpstreamProxy: plaintext listener "front" → cluster "backend" over
 // TLS; {{.h2}} selects HTTP/2 upstream.
-const tlsUpstreamProxy = `
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front` + tlsRoute + `
+const tlsUpstreamProxy = adminHead + frontListener + frontHCM + allToBackend + `
   - name: tcp
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:
@@ -319,13 +280,7 @@ static_resources:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config: {http2_protocol_options: {}}
-{{- end}}` + upstreamTLSStatic + `
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: {{.host}}, port_value: {{.port}}}}}
-`
+{{- end}}` + upstreamTLSStatic + backendEndpoint
 
 // TestUpstreamTLS: clusters originate TLS with a client certificate and
 // verify the server's SPIFFE identity: HTTP/1.1, HTTP/2 (ALPN h2) and
@@ -384,15 +339,7 @@ func TestUpstreamTLS(t *testing.T) {
 // tlsMode: istio gets TLS (transport_socket_matches), the other plaintext.
 const autoMTLSProxy = `
 static_resources:
-  listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front` + tlsRoute + `
+  listeners:` + frontListener + frontHCM + allToBackend + `
   clusters:
   - name: backend
     type: STATIC

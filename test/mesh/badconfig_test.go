@@ -38,7 +38,7 @@ func TestInvalidEditKeepsLastGood(t *testing.T) {
 	if got := count(t, c, h.routeURL, 20); got["v1"] != 20 {
 		t.Fatalf("before: %v, want all on v1", got)
 	}
-	h.cp.write("hello-vs.yaml", render(t, helloRoutes, map[string]any{"w1": 110, "w2": -10}))
+	h.cp.write("hello-vs.yaml", helloRoutes(110, -10))
 	h.cp.write("broken.yaml", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x, namespace: default\n")
 	var problems []string
 	waitFor(t, "both problems reported on /debug/configz", 2*time.Second, func() bool {
@@ -58,7 +58,7 @@ func TestInvalidEditKeepsLastGood(t *testing.T) {
 	if d := h.client.admin("/config_dump?resource=dynamic_route_configs"); strings.Contains(d, "110") {
 		t.Fatal("the invalid weights reached the sidecar")
 	}
-	h.cp.write("hello-vs.yaml", render(t, helloRoutes, map[string]any{"w1": 50, "w2": 50}))
+	h.cp.write("hello-vs.yaml", helloRoutes(50, 50))
 	waitFor(t, "the fixed VirtualService in the client sidecar", 2*time.Second, func() bool {
 		return weight50.MatchString(h.client.admin("/config_dump?resource=dynamic_route_configs"))
 	})

@@ -11,10 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +26,6 @@ import (
 	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/controlplane"
 	"github.com/weftmesh/weft/internal/meshtest"
-	"github.com/weftmesh/weft/internal/proxy/agent"
 	"github.com/weftmesh/weft/internal/proxy/server"
 )
 
@@ -61,23 +58,13 @@ func startControlPlaneWith(t *testing.T, files map[string]string, withCA bool) *
 // configuration (weft-control --mesh-config; nil: Istio's defaults).
 func startControlPlaneMesh(t *testing.T, files map[string]string, withCA bool, mesh *meshv1alpha1.MeshConfig) *controlPlane {
 	t.Helper()
-	c := &controlPlane{t: t, dir: t.TempDir()}
-	for name, content := range files {
-		c.write(name, content)
-	}
-	o := controlplane.Options{
-		ConfigDir:   c.dir,
-		XDSAddress:  "127.0.0.1:0",
-		HTTPAddress: "127.0.0.1:0",
-		Debounce:    50 * time.Millisecond,
-		Logger:      quiet,
-		Mesh:        mesh,
-	}
+	o := controlplane.Options{Debounce: 50 * time.Millisecond, Logger: quiet, Mesh: mesh}
 	if withCA {
 		o.SecureAddress = "127.0.0.1:0"
 		o.CA = ca.Options{Dir: t.TempDir(), Logger: quiet}
 	}
-	c.cp = meshtest.RunControlPlane(t, o)
+	c := &controlPlane{t: t}
+	c.cp, c.dir = meshtest.RunConfigDir(t, o, files)
 	return c
 }
 
@@ -85,13 +72,7 @@ func startControlPlaneMesh(t *testing.T, files map[string]string, withCA bool, m
 // ignores, then a rename), as editors and kubectl-style tools do.
 func (c *controlPlane) write(name, content string) {
 	c.t.Helper()
-	tmp := filepath.Join(c.dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		c.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(c.dir, name)); err != nil {
-		c.t.Fatal(err)
-	}
+	meshtest.WriteConfig(c.t, c.dir, name, content)
 }
 
 func (c *controlPlane) remove(name string) {
@@ -110,77 +91,32 @@ type sidecar struct {
 	proxy string // the HTTP proxy listener's address
 }
 
-// sidecarOptions place a sidecar: its workload identity and the port of
-// its outbound HTTP proxy listener (on 127.0.0.1).
-type sidecarOptions struct {
-	Type     string // "sidecar" (default) or "router"
-	Name, IP string
-	// ServiceAccount, with a control plane that runs the CA, gives the
-	// sidecar a workload certificate (mTLS), as `weft-proxy sidecar
-	// --ca-root --token` does.
-	ServiceAccount string
-	Labels         map[string]string
-	ProxyPort      int
-	// MetricsAddress, ip:port, serves /stats/prometheus as `weft-proxy
-	// sidecar --metrics-address` does; the admin then listens on IP and a
-	// free port (the metrics listener routes to it).
-	MetricsAddress string
-}
+// sidecarOptions place a sidecar (meshtest.SidecarOptions; the harness
+// sets DrainTime and Logger).
+type sidecarOptions = meshtest.SidecarOptions
 
-// startSidecar builds the bootstrap the way `weft-proxy sidecar` does and
-// waits until the proxy has its initial configuration from weft-control.
+// startSidecar builds the bootstrap the way `weft-proxy sidecar` does,
+// waits until the proxy has its initial configuration from weft-control
+// and, for a sidecar, checks that its HTTP proxy listener is bound.
 func startSidecar(t *testing.T, c *controlPlane, o sidecarOptions) *sidecar {
 	t.Helper()
-	if o.Type == "" {
-		o.Type = "sidecar"
-	}
-	ao := &agent.Options{
-		DiscoveryAddress: c.xdsAddr(),
-		Type:             o.Type,
-		IP:               o.IP,
-		Name:             o.Name,
-		Namespace:        "default",
-		Labels:           o.Labels,
-		ServiceAccount:   "default",
-		HTTPProxyPort:    strconv.Itoa(o.ProxyPort),
-		AdminAddress:     "127.0.0.1:0",
-	}
-	if o.MetricsAddress != "" {
-		ao.MetricsAddress = o.MetricsAddress
-		ao.AdminAddress = net.JoinHostPort(o.IP, strconv.Itoa(freePort(t, o.IP)))
-	}
-	if o.ServiceAccount != "" {
-		ao.ServiceAccount = o.ServiceAccount
-		ao.SDSSocket = meshtest.StartAgent(t, c.cp, meshtest.AgentOptions{ServiceAccount: o.ServiceAccount, Logger: quiet})
-		ao.Labels = map[string]string{"security.istio.io/tlsMode": "istio"}
-		for k, v := range o.Labels {
-			ao.Labels[k] = v
-		}
-	}
-	srv := meshtest.StartProxy(t, meshtest.ProxyOptions{Agent: ao, DrainTime: 5 * time.Second, Logger: quiet})
-	s := &sidecar{t: t, srv: srv, proxy: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.ProxyPort))}
+	o.DrainTime, o.Logger = 5*time.Second, quiet
+	ms := meshtest.StartSidecar(t, c.cp, o)
+	s := &sidecar{t: t, srv: ms.Server, proxy: ms.Proxy}
 	if o.Type == "router" {
 		return s // gateways have no HTTP proxy listener
 	}
-	name := "127.0.0.1_" + strconv.Itoa(o.ProxyPort)
-	if a := srv.ListenerAddr(name); a == nil || a.String() != s.proxy {
-		t.Fatalf("sidecar %s: HTTP proxy listener %s not bound (have %v)", o.Name, name, srv.ListenerAddrs())
+	_, port, _ := net.SplitHostPort(s.proxy)
+	name := "127.0.0.1_" + port
+	if a := s.srv.ListenerAddr(name); a == nil || a.String() != s.proxy {
+		t.Fatalf("sidecar %s: HTTP proxy listener %s not bound (have %v)", o.Name, name, s.srv.ListenerAddrs())
 	}
 	return s
 }
 
 // client returns an HTTP client that sends every request through the
 // sidecar's outbound HTTP proxy listener, as `curl -x` does.
-func (s *sidecar) client() *http.Client {
-	pu, _ := url.Parse("http://" + s.proxy)
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			Proxy:               http.ProxyURL(pu),
-			MaxIdleConnsPerHost: 16,
-		},
-	}
-}
+func (s *sidecar) client() *http.Client { return (&meshtest.Sidecar{Proxy: s.proxy}).Client() }
 
 // admin GETs an admin path.
 func (s *sidecar) admin(path string) string {
@@ -254,18 +190,11 @@ func startApp(t *testing.T, name string) *app {
 		w.Header().Set("x-app", name)
 		io.WriteString(w, name)
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.port = l.Addr().(*net.TCPAddr).Port
-	hs := &http.Server{Handler: h2c.NewHandler(h, &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(l)
-	t.Cleanup(func() {
-		close(a.hold)
-		hs.Close()
-		gs.Stop()
-	})
+	// Cleanups run last-registered first: close(a.hold), the HTTP server,
+	// then gs.
+	t.Cleanup(gs.Stop)
+	a.port = meshtest.ServeHTTP(t, h2c.NewHandler(h, &http2.Server{}))
+	t.Cleanup(func() { close(a.hold) })
 	return a
 }
 

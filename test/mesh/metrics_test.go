@@ -3,13 +3,13 @@ package mesh
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/istiostats"
 )
 
@@ -17,84 +17,27 @@ import (
 // hello-v2 behind sidecars with certificates (service account hello), a
 // 90/10 split between them, and a fault that aborts requests carrying
 // x-fail with 503 in the client's sidecar.
-const metricsMesh = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 8080, name: http, protocol: HTTP}
-  workloadSelector:
-    labels: {app: hello}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v1, namespace: default}
-spec:
-  address: 127.0.61.2
-  ports: {http: {{.v1}}}
-  serviceAccount: hello
-  labels: {app: hello, version: v1, security.istio.io/tlsMode: istio}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v2, namespace: default}
-spec:
-  address: 127.0.61.3
-  ports: {http: {{.v2}}}
-  serviceAccount: hello
-  labels: {app: hello, version: v2, security.istio.io/tlsMode: istio}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: hello, namespace: default}
-spec:
-  host: hello.default.svc.cluster.local
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  http:
-  - match:
-    - headers:
-        x-fail: {exact: "yes"}
-    fault:
-      abort: {httpStatus: 503, percentage: {value: 100}}
-    route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v1}
-  - route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v1}
-      weight: 90
-    - destination: {host: hello.default.svc.cluster.local, subset: v2}
-      weight: 10
-`
+func metricsMesh(v1, v2 int) string {
+	s := meshtest.Service{Name: "hello", Port: 8080, Workloads: []meshtest.Workload{
+		{Name: "hello-v1", Address: "127.0.61.2", Port: v1, Version: "v1", ServiceAccount: "hello", MTLS: true},
+		{Name: "hello-v2", Address: "127.0.61.3", Port: v2, Version: "v2", ServiceAccount: "hello", MTLS: true},
+	}}
+	return s.YAML() + "---\n" + s.VirtualServiceYAML("hello",
+		meshtest.Route{Header: "x-fail", AbortStatus: 503, To: []meshtest.Destination{{Subset: "v1"}}},
+		meshtest.Route{To: []meshtest.Destination{{Subset: "v1", Weight: 90}, {Subset: "v2", Weight: 10}}})
+}
 
 // peerApp serves its name, and on /peer the metadata exchange headers it
 // received (which its sidecar must have removed).
 func peerApp(t *testing.T, name string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return meshtest.ServeHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/peer" {
 			io.WriteString(w, r.Header.Get("x-envoy-peer-metadata")+"|"+r.Header.Get("x-envoy-peer-metadata-id"))
 			return
 		}
 		io.WriteString(w, name)
-	})}
-	go hs.Serve(l)
-	t.Cleanup(func() { hs.Close() })
-	return l.Addr().(*net.TCPAddr).Port
+	}))
 }
 
 // TestIstioStandardMetrics: a known load from sleep to hello through mTLS
@@ -106,10 +49,10 @@ func peerApp(t *testing.T, name string) int {
 // certificate and connection_security_policy mutual_tls.
 func TestIstioStandardMetrics(t *testing.T) {
 	v1, v2 := peerApp(t, "v1"), peerApp(t, "v2")
-	cp := startControlPlaneWith(t, map[string]string{"hello.yaml": render(t, metricsMesh, map[string]any{"v1": v1, "v2": v2})}, true)
+	cp := startControlPlaneWith(t, map[string]string{"hello.yaml": metricsMesh(v1, v2)}, true)
 	side := func(name, ip, sa string, labels map[string]string) *sidecar {
 		return startSidecar(t, cp, sidecarOptions{Name: name, IP: ip, ServiceAccount: sa, Labels: labels,
-			ProxyPort: freePort(t, "127.0.0.1"), MetricsAddress: ip + ":15090"})
+			MetricsAddress: ip + ":15090"})
 	}
 	side("hello-v1", "127.0.61.2", "hello", map[string]string{"app": "hello", "version": "v1"})
 	side("hello-v2", "127.0.61.3", "hello", map[string]string{"app": "hello", "version": "v2"})

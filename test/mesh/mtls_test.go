@@ -7,34 +7,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
 // mtlsMesh is the service hello.default.svc.cluster.local:8080 (HTTP)
 // with one workload, hello-v1 at 127.0.0.2 behind its own sidecar with a
 // workload certificate (service account hello; the WorkloadEntry says so
 // with security.istio.io/tlsMode=istio, as Istio's injector labels pods).
-const mtlsMesh = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 8080, name: http, protocol: HTTP}
-  workloadSelector:
-    labels: {app: hello}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v1, namespace: default}
-spec:
-  address: 127.0.0.2
-  ports: {http: {{.v1}}}
-  serviceAccount: hello
-  labels: {app: hello, security.istio.io/tlsMode: istio}
-`
+func mtlsMesh(v1 int) string {
+	return meshtest.Service{Name: "hello", Port: 8080, Workloads: []meshtest.Workload{
+		{Name: "hello-v1", Address: "127.0.0.2", Port: v1, ServiceAccount: "hello", MTLS: true},
+	}}.YAML()
+}
 
 const strictHello = `
 apiVersion: security.istio.io/v1
@@ -68,13 +53,13 @@ spec:
 // a workload with another identity.
 func TestMutualTLSBetweenSidecars(t *testing.T) {
 	v1 := startApp(t, "v1")
-	cp := startControlPlaneWith(t, map[string]string{"hello.yaml": render(t, mtlsMesh, map[string]any{"v1": v1.port})}, true)
+	cp := startControlPlaneWith(t, map[string]string{"hello.yaml": mtlsMesh(v1.port)}, true)
 	startSidecar(t, cp, sidecarOptions{Name: "hello-v1", IP: "127.0.0.2", ServiceAccount: "hello",
-		Labels: map[string]string{"app": "hello"}, ProxyPort: freePort(t, "127.0.0.1")})
+		Labels: map[string]string{"app": "hello"}})
 	sleep := startSidecar(t, cp, sidecarOptions{Name: "sleep", IP: "127.0.0.3", ServiceAccount: "sleep",
-		Labels: map[string]string{"app": "sleep"}, ProxyPort: freePort(t, "127.0.0.1")})
+		Labels: map[string]string{"app": "sleep"}})
 	other := startSidecar(t, cp, sidecarOptions{Name: "other", IP: "127.0.0.4", ServiceAccount: "other",
-		Labels: map[string]string{"app": "other"}, ProxyPort: freePort(t, "127.0.0.1")})
+		Labels: map[string]string{"app": "other"}})
 
 	const url = "http://hello.default.svc.cluster.local:8080"
 	// The caller's identity reaches the application (XFCC), so the hop

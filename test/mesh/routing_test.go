@@ -11,72 +11,30 @@ import (
 	"time"
 
 	"strings"
+
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
-// helloMesh is the service hello.default.svc.cluster.local:8080 (gRPC,
-// so plain HTTP and gRPC both ride HTTP/2 upstream) with two workloads:
-// hello-v1 at 127.0.0.2, behind its own sidecar (inbound listener
-// 127.0.0.2:PORT → app on 127.0.0.1:PORT), and hello-v2 at 127.0.0.1
-// without a sidecar. A DestinationRule names the subsets v1 and v2.
-const helloMesh = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 8080, name: grpc, protocol: GRPC}
-  workloadSelector:
-    labels: {app: hello}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v1, namespace: default}
-spec:
-  address: 127.0.0.2
-  ports: {grpc: {{.v1}}}
-  labels: {app: hello, version: v1}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v2, namespace: default}
-spec:
-  address: 127.0.0.1
-  ports: {grpc: {{.v2}}}
-  labels: {app: hello, version: v2}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: hello, namespace: default}
-spec:
-  host: hello.default.svc.cluster.local
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-`
+// helloService is the service hello.default.svc.cluster.local:8080
+// (gRPC, so plain HTTP and gRPC both ride HTTP/2 upstream) with two
+// workloads: hello-v1 at 127.0.0.2, behind its own sidecar (inbound
+// listener 127.0.0.2:PORT → app on 127.0.0.1:PORT), and hello-v2 at
+// 127.0.0.1 without a sidecar; its DestinationRule names the subsets v1
+// and v2.
+func helloService(v1, v2 int) meshtest.Service {
+	return meshtest.Service{Name: "hello", Port: 8080, Protocol: "GRPC", Workloads: []meshtest.Workload{
+		{Name: "hello-v1", Address: "127.0.0.2", Port: v1, Version: "v1"},
+		{Name: "hello-v2", Address: "127.0.0.1", Port: v2, Version: "v2"},
+	}}
+}
 
 // helloRoutes is the VirtualService: x-canary: yes goes to v2, the rest
 // is split v1/v2 by weight.
-const helloRoutes = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  http:
-  - match:
-    - headers:
-        x-canary: {exact: "yes"}
-    route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v2}
-  - route:
-    - destination: {host: hello.default.svc.cluster.local, subset: v1}
-      weight: {{.w1}}
-    - destination: {host: hello.default.svc.cluster.local, subset: v2}
-      weight: {{.w2}}
-`
+func helloRoutes(w1, w2 int) string {
+	return meshtest.Service{Name: "hello"}.VirtualServiceYAML("hello",
+		meshtest.Route{Header: "x-canary", To: []meshtest.Destination{{Subset: "v2"}}},
+		meshtest.Route{To: []meshtest.Destination{{Subset: "v1", Weight: w1}, {Subset: "v2", Weight: w2}}})
+}
 
 func render(t *testing.T, tmpl string, vars map[string]any) string {
 	t.Helper()
@@ -101,16 +59,14 @@ func startHello(t *testing.T, w1, w2 int) *hello {
 	t.Helper()
 	h := &hello{v1: startApp(t, "v1"), v2: startApp(t, "v2")}
 	h.cp = startControlPlane(t, map[string]string{
-		"hello.yaml":    render(t, helloMesh, map[string]any{"v1": h.v1.port, "v2": h.v2.port}),
-		"hello-vs.yaml": render(t, helloRoutes, map[string]any{"w1": w1, "w2": w2}),
+		"hello.yaml":    helloService(h.v1.port, h.v2.port).YAML(),
+		"hello-vs.yaml": helloRoutes(w1, w2),
 	})
 	h.server = startSidecar(t, h.cp, sidecarOptions{
 		Name: "hello-v1", IP: "127.0.0.2", Labels: map[string]string{"app": "hello", "version": "v1"},
-		ProxyPort: freePort(t, "127.0.0.1"),
 	})
 	h.client = startSidecar(t, h.cp, sidecarOptions{
 		Name: "sleep", IP: "127.0.0.3", Labels: map[string]string{"app": "sleep"},
-		ProxyPort: freePort(t, "127.0.0.1"),
 	})
 	// The server sidecar has its inbound listener (the kernel would refuse
 	// the bind otherwise, and the listener would be NACKed).
@@ -208,7 +164,7 @@ func TestWeightChangeUnderLoad(t *testing.T) {
 	waitFor(t, "load running", 10*time.Second, func() bool { return n() >= 200 })
 
 	written := time.Now()
-	h.cp.write("hello-vs.yaml", render(t, helloRoutes, map[string]any{"w1": 50, "w2": 50}))
+	h.cp.write("hello-vs.yaml", helloRoutes(50, 50))
 	took := waitFor(t, "50/50 in the client sidecar's routes", 2*time.Second, func() bool {
 		return weight50.MatchString(h.client.admin("/config_dump?resource=dynamic_route_configs"))
 	})

@@ -3,7 +3,6 @@ package xdstest
 import (
 	"fmt"
 	"slices"
-	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -33,96 +32,39 @@ func NewDelta(o Options) (*Delta, error) {
 		return nil, fmt.Errorf("xdstest: opening delta ADS stream to %s: %w", o.Address, err)
 	}
 	d := &Delta{core: c, stream: stream}
-	c.mu.Lock()
-	c.st.typ(ClusterType).asked = true
-	c.st.typ(ListenerType).asked = true
-	c.mu.Unlock()
 	// No names: a wildcard subscription (the protocol's legacy form, which
 	// Envoy sends).
-	first := []*discoveryv3.DeltaDiscoveryRequest{
+	startStream(c, stream, []*discoveryv3.DeltaDiscoveryRequest{
 		{Node: o.Node, TypeUrl: ClusterType},
 		{TypeUrl: ListenerType},
-	}
-	for _, req := range first {
-		// A failed send means the stream ended: the receive loop reads
-		// why (for example a refused node) and Wait reports it.
-		if err := stream.Send(req); err != nil {
-			break
-		}
-	}
-	go d.run()
+	}, d.handle)
 	return d, nil
 }
 
-func (d *Delta) run() {
-	for {
-		resp, err := d.stream.Recv()
-		if err != nil {
-			d.finish(err)
-			return
-		}
-		if err := d.handle(resp); err != nil {
-			d.cancel()
-			for {
-				if _, err := d.stream.Recv(); err != nil {
-					d.finish(err)
-					return
-				}
-			}
-		}
-	}
-}
-
+// handle applies (or rejects) one response and sends the ACK or NACK and
+// any subscription change that follows from it.
 func (d *Delta) handle(resp *discoveryv3.DeltaDiscoveryResponse) error {
-	r := &Response{TypeURL: resp.GetTypeUrl(), Version: resp.GetSystemVersionInfo(), Nonce: resp.GetNonce(),
-		Removed: resp.GetRemovedResources(), Bytes: proto.Size(resp), Received: time.Now()}
+	r := newResponse(resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), resp.GetRemovedResources(), proto.Size(resp))
 	values := make([][]byte, len(resp.GetResources()))
 	versions := make(map[string]string, len(resp.GetResources()))
 	for i, res := range resp.GetResources() {
 		values[i] = res.GetResource().GetValue()
 		versions[res.GetName()] = res.GetVersion()
 	}
-	refs, rejectErr := d.decodeAll(r, r.TypeURL, values)
-	if rejectErr == nil {
-		rejectErr = namesMatch(resp, r.Names)
-	}
-	if rejectErr == nil && d.o.Reject != nil {
-		rejectErr = d.o.Reject(r)
-	}
-	r.NACKed = rejectErr != nil
-	if d.o.OnResponse != nil {
-		d.o.OnResponse(r)
-	}
-	d.mu.Lock()
-	ts := d.st.typ(r.TypeURL)
-	ts.Responses++
-	ts.Bytes += int64(r.Bytes)
-	ts.nonce = r.Nonce
-	var out []*discoveryv3.DeltaDiscoveryRequest
-	if rejectErr != nil {
-		ts.NACKs++
-		ts.LastNACK = rejectErr.Error()
-		out = append(out, &discoveryv3.DeltaDiscoveryRequest{
-			TypeUrl: r.TypeURL, ResponseNonce: r.Nonce,
-			ErrorDetail: &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: rejectErr.Error()},
-		})
-	} else {
-		d.apply(ts, r, versions, refs)
-		out = append(out, &discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.TypeURL, ResponseNonce: r.Nonce})
-		if dep, ok := dependent(r.TypeURL); ok {
-			if req := d.resubscribe(dep, follow(ts)); req != nil {
-				out = append(out, req)
+	refs, rejectErr := d.check(r, values, func(names []string) error { return namesMatch(resp, names) })
+	return respond(d.core, r, rejectErr, answer[*discoveryv3.DeltaDiscoveryRequest]{
+		nack: func(_ *TypeState, err error) *discoveryv3.DeltaDiscoveryRequest {
+			return &discoveryv3.DeltaDiscoveryRequest{
+				TypeUrl: r.TypeURL, ResponseNonce: r.Nonce,
+				ErrorDetail: &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: err.Error()},
 			}
-		}
-	}
-	d.notify()
-	d.mu.Unlock()
-	for _, req := range out {
-		if err := d.stream.Send(req); err != nil {
-			return err
-		}
-	}
-	return nil
+		},
+		ack: func(ts *TypeState) *discoveryv3.DeltaDiscoveryRequest {
+			d.apply(ts, r, versions, refs)
+			return &discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.TypeURL, ResponseNonce: r.Nonce}
+		},
+		resubscribe: d.resubscribe,
+	}, d.stream.Send)
 }
 
 // namesMatch checks that each resource's name in the response wrapper is
@@ -138,8 +80,6 @@ func namesMatch(resp *discoveryv3.DeltaDiscoveryResponse, decoded []string) erro
 
 // apply adds, updates and removes resources. d.mu is held.
 func (d *Delta) apply(ts *TypeState, r *Response, versions map[string]string, refs map[string][]string) {
-	ts.ACKs++
-	ts.Version = r.Version
 	for _, n := range r.Names {
 		ts.Names[n] = versions[n]
 		delete(ts.refs, n)
