@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/netnstest"
+	"github.com/weftmesh/weft/internal/proxy/dnsproxy/dnstest"
 	"github.com/weftmesh/weft/internal/syncbuf"
 )
 
@@ -37,7 +38,7 @@ func TestDNSCapture(t *testing.T) {
 	tp := netnstest.New(t, netnstest.Options{Prefix: "wd", Subnet: 215})
 	cp := startControlPlaneOn(t, tp.HostIP(), map[string]string{"hello.yaml": helloSE})
 	vip := helloVIP(t, cp)
-	up := startUpstream(t, tp.HostIP()+":53", map[string][4]byte{"example.invalid.": {192, 0, 2, 7}})
+	up := dnstest.Start(t, tp.HostIP()+":53", map[string][4]byte{"example.invalid.": {192, 0, 2, 7}})
 
 	opts := netnstest.PodDNS("default")
 	opts.Nameserver = tp.HostIP()
@@ -59,11 +60,11 @@ func TestDNSCapture(t *testing.T) {
 			if got := lookup(t, w, false, "hello"); got != vip {
 				t.Errorf("short name: hello = %s, want %s", got, vip)
 			}
-			before := up.queries.Load()
+			before := up.Queries.Load()
 			if got := lookup(t, w, false, "example.invalid"); got != "192.0.2.7" {
 				t.Errorf("example.invalid = %s, want the upstream's 192.0.2.7 (forwarded by the proxy)", got)
 			}
-			if up.queries.Load() == before {
+			if up.Queries.Load() == before {
 				t.Error("the upstream saw no query for example.invalid: the proxy's forward did not reach it")
 			}
 			if g, err := w.InNS("getent", "ahostsv4", hello).CombinedOutput(); err != nil || !strings.HasPrefix(string(g), vip+" ") {

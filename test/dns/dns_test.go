@@ -22,6 +22,7 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane"
 	"github.com/weftmesh/weft/internal/proxy/agent"
 	"github.com/weftmesh/weft/internal/proxy/dnsproxy"
+	"github.com/weftmesh/weft/internal/proxy/dnsproxy/dnstest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -122,12 +123,12 @@ func startAgentDNS(t *testing.T, cp *controlPlane, so dnsproxy.Options) *agent.D
 func TestDNSProxyEndToEnd(t *testing.T) {
 	cp := startControlPlane(t, map[string]string{"hello.yaml": helloSE})
 	vip := helloVIP(t, cp)
-	up := startUpstream(t, "127.0.0.1:0", map[string][4]byte{"example.invalid.": {192, 0, 2, 7}})
+	up := dnstest.Start(t, "127.0.0.1:0", map[string][4]byte{"example.invalid.": {192, 0, 2, 7}})
 	rc := filepath.Join(t.TempDir(), "resolv.conf")
 	if err := os.WriteFile(rc, []byte("nameserver 127.0.0.1\nsearch default.svc.cluster.local svc.cluster.local cluster.local\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := startAgentDNS(t, cp, dnsproxy.Options{Address: "127.0.0.1:0", ResolvConf: rc, UpstreamPort: up.port})
+	d := startAgentDNS(t, cp, dnsproxy.Options{Address: "127.0.0.1:0", ResolvConf: rc, UpstreamPort: up.Port})
 	for _, network := range []string{"udp", "tcp"} {
 		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var dl net.Dialer
@@ -146,7 +147,7 @@ func TestDNSProxyEndToEnd(t *testing.T) {
 		}
 		cancel()
 	}
-	if up.queries.Load() == 0 {
+	if up.Queries.Load() == 0 {
 		t.Error("the upstream saw no query")
 	}
 }
@@ -161,8 +162,8 @@ func TestNameTableFollowsConfig(t *testing.T) {
 	}
 	cp := startControlPlane(t, map[string]string{"hello.yaml": helloSE})
 	helloVIP(t, cp)
-	up := startUpstream(t, "127.0.0.1:0", nil)
-	d := startAgentDNS(t, cp, dnsproxy.Options{Address: "127.0.0.1:0", ResolvConf: rc, UpstreamPort: up.port})
+	up := dnstest.Start(t, "127.0.0.1:0", nil)
+	d := startAgentDNS(t, cp, dnsproxy.Options{Address: "127.0.0.1:0", ResolvConf: rc, UpstreamPort: up.Port})
 	addr := d.Server().UDPAddr().String()
 	if rcode, _ := query(t, addr, "db.example.com.", dnsmessage.TypeA); rcode != dnsmessage.RCodeNameError {
 		t.Fatalf("db.example.com before its ServiceEntry: %v, want NXDOMAIN from the upstream", rcode)

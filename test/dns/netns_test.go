@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/netnstest"
 	"github.com/weftmesh/weft/internal/proxy/dnsproxy"
+	"github.com/weftmesh/weft/internal/proxy/dnsproxy/dnstest"
 )
 
 // lookupEnv makes the test binary a plain resolver client: when set, the
@@ -62,7 +63,7 @@ func TestNetnsLookup(t *testing.T) {
 	}
 	cp := startControlPlane(t, map[string]string{"hello.yaml": helloSE})
 	vip := helloVIP(t, cp)
-	up := startUpstream(t, "127.0.0.1:0", map[string][4]byte{"example.invalid.": {192, 0, 2, 7}})
+	up := dnstest.Start(t, "127.0.0.1:0", map[string][4]byte{"example.invalid.": {192, 0, 2, 7}})
 
 	// The application's view (the /etc/netns files `ip netns exec`
 	// mounts): the DNS proxy is its nameserver, with Kubernetes' search
@@ -78,7 +79,7 @@ func TestNetnsLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	udp, tcp := listenInNetns(t, app.Name, "127.0.0.1:53")
-	startAgentDNS(t, cp, dnsproxy.Options{PacketConn: udp, Listener: tcp, ResolvConf: proxyConf, UpstreamPort: up.port})
+	startAgentDNS(t, cp, dnsproxy.Options{PacketConn: udp, Listener: tcp, ResolvConf: proxyConf, UpstreamPort: up.Port})
 
 	names := []string{"hello.default.svc.cluster.local", "hello", "example.invalid"}
 	cmd := app.InNS(os.Args[0], "-test.run=^TestHelperLookup$", "-test.count=1")

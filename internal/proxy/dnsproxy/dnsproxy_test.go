@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/weftmesh/weft/internal/nds"
+	"github.com/weftmesh/weft/internal/proxy/dnsproxy/dnstest"
 )
 
 // meshTable is a name table as weft-control sends it to a proxy of
@@ -23,8 +24,8 @@ var meshTable = nds.Table{
 	"bad.example.com":                 {IPs: []string{"not-an-ip"}, Registry: "External"},
 }
 
-func upstreamPort(t *testing.T, u *fakeUpstream) int {
-	_, p, _ := net.SplitHostPort(u.addr)
+func upstreamPort(t *testing.T, u *dnstest.Upstream) int {
+	_, p, _ := net.SplitHostPort(u.Addr)
 	n, err := strconv.Atoi(p)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func upstreamPort(t *testing.T, u *fakeUpstream) int {
 	return n
 }
 
-func startMeshProxy(t *testing.T) (*Server, *fakeUpstream) {
+func startMeshProxy(t *testing.T) (*Server, *dnstest.Upstream) {
 	up := startUpstream(t, map[string][4]byte{"example.invalid.": {192, 0, 2, 10}})
 	rc := writeResolvConf(t, t.TempDir(), "# test\nnameserver 127.0.0.1\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n")
 	s := startProxy(t, Options{ResolvConf: rc, UpstreamPort: upstreamPort(t, up), Namespace: "default"})
@@ -79,7 +80,7 @@ func TestAnswers(t *testing.T) {
 	for _, network := range []string{"udp", "tcp"} {
 		for _, tc := range cases {
 			t.Run(network+"/"+tc.name, func(t *testing.T) {
-				before := up.queries.Load()
+				before := up.Queries.Load()
 				addr := s.UDPAddr().String()
 				if network == "tcp" {
 					addr = s.TCPAddr().String()
@@ -91,7 +92,7 @@ func TestAnswers(t *testing.T) {
 				if got := r.addrs(); !reflect.DeepEqual(got, tc.want) {
 					t.Errorf("answers %v, want %v", got, tc.want)
 				}
-				if got := up.queries.Load() != before; got != tc.forwarded {
+				if got := up.Queries.Load() != before; got != tc.forwarded {
 					t.Errorf("forwarded %v, want %v", got, tc.forwarded)
 				}
 				if !tc.forwarded && !r.header.Authoritative {
@@ -137,7 +138,7 @@ func TestServfail(t *testing.T) {
 	if r := exchange(t, "udp", s.UDPAddr().String(), "hello.default.svc.cluster.local.", dnsmessage.TypeA); r.header.RCode != dnsmessage.RCodeServerFailure {
 		t.Errorf("before the table: rcode %v, want SERVFAIL", r.header.RCode)
 	}
-	if up.queries.Load() != 0 {
+	if up.Queries.Load() != 0 {
 		t.Error("a query before the table went upstream")
 	}
 	// No upstream: a nameserver address where nothing listens.

@@ -7,99 +7,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/weftmesh/weft/internal/proxy/dnsproxy/dnstest"
 )
 
-// fakeUpstream is a resolver on loopback (UDP and TCP on one port):
-// names in answers get their A record, everything else NXDOMAIN. It
-// counts the queries it received.
-type fakeUpstream struct {
-	addr    string // ip:port
-	answers map[string][4]byte
-	queries atomic.Int64
-	udp     net.PacketConn
-	tcp     net.Listener
-}
-
-func startUpstream(t *testing.T, answers map[string][4]byte) *fakeUpstream {
-	t.Helper()
-	u := &fakeUpstream{answers: answers}
-	s := &Server{}
-	if err := s.bind("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	u.udp, u.tcp = s.udp, s.tcp
-	u.addr = u.udp.LocalAddr().String()
-	go u.serveUDP()
-	go u.serveTCP()
-	t.Cleanup(func() { u.udp.Close(); u.tcp.Close() })
-	return u
-}
-
-func (u *fakeUpstream) serveUDP() {
-	buf := make([]byte, 65535)
-	for {
-		n, from, err := u.udp.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		if resp := u.answer(buf[:n]); resp != nil {
-			u.udp.WriteTo(resp, from)
-		}
-	}
-}
-
-func (u *fakeUpstream) serveTCP() {
-	for {
-		c, err := u.tcp.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			for {
-				msg, err := readTCPMessage(c)
-				if err != nil {
-					return
-				}
-				if resp := u.answer(msg); resp == nil || writeTCPMessage(c, resp) != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
-func (u *fakeUpstream) answer(msg []byte) []byte {
-	u.queries.Add(1)
-	var p dnsmessage.Parser
-	h, err := p.Start(msg)
-	if err != nil {
-		return nil
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil
-	}
-	rh := dnsmessage.Header{ID: h.ID, Response: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
-	a, ok := u.answers[strings.ToLower(q.Name.String())]
-	if !ok {
-		rh.RCode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, rh)
-	b.StartQuestions()
-	b.Question(q)
-	if ok && q.Type == dnsmessage.TypeA {
-		b.StartAnswers()
-		b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a})
-	}
-	out, _ := b.Finish()
-	return out
+// startUpstream starts a fake resolver on loopback (dnstest.Upstream).
+func startUpstream(t *testing.T, answers map[string][4]byte) *dnstest.Upstream {
+	return dnstest.Start(t, "127.0.0.1:0", answers)
 }
 
 // writeResolvConf writes dir/resolv.conf atomically (rename) and returns
