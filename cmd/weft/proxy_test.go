@@ -24,40 +24,12 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // meshConfig is a service with one workload (no sidecar: nothing binds
-// its address), its subsets and a VirtualService.
-const meshConfig = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 8080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: hello}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: hello-v1, namespace: default}
-spec:
-  address: 127.0.0.2
-  ports: {http: 18080}
-  labels: {app: hello, version: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: hello, namespace: default}
-spec:
-  host: hello.default.svc.cluster.local
-  subsets: [{name: v1, labels: {version: v1}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: hello, namespace: default}
-spec:
-  hosts: [hello.default.svc.cluster.local]
-  http: [{route: [{destination: {host: hello.default.svc.cluster.local, subset: v1}}]}]
-`
+// its address), its subsets and a VirtualService to v1.
+var meshConfig = func() string {
+	hello := meshtest.Service{Name: "hello", Port: 8080,
+		Workloads: []meshtest.Workload{{Name: "hello-v1", Address: "127.0.0.2", Port: 18080, Version: "v1"}}}
+	return hello.YAML() + "---\n" + hello.VirtualServiceYAML("hello", meshtest.Route{To: []meshtest.Destination{{Subset: "v1"}}})
+}()
 
 // testMesh is a running weft-control and the ports tests mask.
 type testMesh struct {
