@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/weftmesh/weft/internal/controlplane"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/agent"
 	"github.com/weftmesh/weft/internal/proxy/dnsproxy"
 	"github.com/weftmesh/weft/internal/proxy/dnsproxy/dnstest"
@@ -52,28 +53,7 @@ func startControlPlane(t *testing.T, files map[string]string) *controlPlane {
 // startControlPlaneOn runs weft-control's xDS server on ip (port 0).
 func startControlPlaneOn(t *testing.T, ip string, files map[string]string) *controlPlane {
 	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cp, err := controlplane.New(controlplane.Options{
-		ConfigDir: dir, XDSAddress: net.JoinHostPort(ip, "0"), HTTPAddress: "127.0.0.1:0",
-		Debounce: 50 * time.Millisecond, Logger: quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("weft-control: %v", err)
-		}
-	})
+	cp, dir := meshtest.RunConfigDir(t, controlplane.Options{XDSAddress: net.JoinHostPort(ip, "0"), Debounce: 50 * time.Millisecond, Logger: quiet}, files)
 	return &controlPlane{ControlPlane: cp, dir: dir}
 }
 
